@@ -1,0 +1,192 @@
+"""The nested search space: a tree of parameters and sub-spaces.
+
+A :class:`SearchSpace` maps names to parameters (:mod:`spaces.params`), constants, or
+further spaces. Paths join names with ``/`` (``"model/depth"``); that flat view is what
+controllers see, and :meth:`SearchSpace.unflatten` turns their flat proposal back into
+the nested configuration a trainer reads.
+
+Architecture families (``ResNetSpace``) and ``TrainingSpace`` are subclasses with a
+registered ``kind``, so a whole space survives a JSON round trip.
+
+Example:
+    >>> from spaces import SearchSpace, Float, Int
+    >>> space = SearchSpace({"a": Int(1, 3), "opt": {"lr": Float(1e-3, 1.0, log=True)}})
+    >>> sorted(space.flatten())
+    ['a', 'opt/lr']
+    >>> space.unflatten({"a": 2, "opt/lr": 0.1})
+    {'a': 2, 'opt': {'lr': 0.1}}
+    >>> SearchSpace.from_json(space.to_json()) == space
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from typing import Any, ClassVar
+
+from spaces.params import Fixed, Param, param_from_json
+
+SEP = "/"
+
+_KINDS: dict[str, type[SearchSpace]] = {}
+
+
+class SearchSpace(Mapping[str, "Param | SearchSpace"]):
+    """A nested, immutable mapping of names to parameters and sub-spaces.
+
+    Args:
+        entries: Names (no ``/``) to a :class:`~spaces.params.Param`, a nested
+            ``SearchSpace`` or plain dict, or a JSON scalar (stored as ``Fixed``).
+
+    Raises:
+        TypeError: for a non-string name or a value that is none of the above.
+        ValueError: for an empty name or one containing ``/``.
+    """
+
+    kind: ClassVar[str] = "space"
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        kind = cls.__dict__.get("kind")
+        if kind is None:
+            return
+        if kind in _KINDS:
+            raise ValueError(f"Space kind {kind!r} is already registered by {_KINDS[kind]}.")
+        _KINDS[kind] = cls
+
+    def __init__(self, entries: Mapping[str, Any]) -> None:
+        if not isinstance(entries, Mapping):
+            raise TypeError(f"SearchSpace expects a dict of name -> parameter, got {entries!r}.")
+        self._entries: dict[str, Param | SearchSpace] = {}
+        for name, value in entries.items():
+            if not isinstance(name, str):
+                raise TypeError(f"SearchSpace: name {name!r} must be a string.")
+            if not name or SEP in name:
+                raise ValueError(f"SearchSpace: name {name!r} must be non-empty and contain no '/'.")
+            self._entries[name] = _coerce(name, value)
+
+    # Mapping protocol -------------------------------------------------------------
+    def __getitem__(self, name: str) -> Param | SearchSpace:
+        return self._entries[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._entries)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchSpace) and self.to_json() == other.to_json()
+
+    def __hash__(self) -> int:
+        return hash(self.dumps())
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k!r}: {v!r}" for k, v in self._entries.items())
+        return f"{type(self).__name__}({{{inner}}})"
+
+    # Flat view --------------------------------------------------------------------
+    def flatten(self) -> dict[str, Param]:
+        """All leaves by their ``/``-joined path, constants included."""
+        out: dict[str, Param] = {}
+        for name, value in self._entries.items():
+            if isinstance(value, SearchSpace):
+                for sub, leaf in value.flatten().items():
+                    out[f"{name}{SEP}{sub}"] = leaf
+            else:
+                out[name] = value
+        return out
+
+    def decisions(self) -> dict[str, Param]:
+        """The leaves a controller chooses: every parameter except ``Fixed`` ones."""
+        return {k: v for k, v in self.flatten().items() if not isinstance(v, Fixed)}
+
+    def unflatten(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """Nest a flat ``{path: value}`` proposal, filling in constants.
+
+        Raises:
+            ValueError: if a decision is missing, a value lies outside its parameter,
+                or a path is not in the space.
+        """
+        leaves = self.flatten()
+        unknown = sorted(set(values) - set(leaves))
+        if unknown:
+            raise ValueError(f"Unknown parameter path(s) {unknown}; valid paths: {sorted(leaves)}.")
+        config: dict[str, Any] = {}
+        for path, param in leaves.items():
+            if isinstance(param, Fixed):
+                value = values.get(path, param.value)
+            elif path not in values:
+                raise ValueError(f"Missing value for parameter {path!r} ({param!r}).")
+            else:
+                value = values[path]
+            if not param.contains(value):
+                raise ValueError(f"Value {value!r} for {path!r} lies outside {param!r}.")
+            node = config
+            *parents, leaf = path.split(SEP)
+            for p in parents:
+                node = node.setdefault(p, {})
+            node[leaf] = value
+        return config
+
+    def flatten_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """The inverse of :meth:`unflatten`: nested configuration to ``{path: value}``."""
+        flat: dict[str, Any] = {}
+        for path in self.flatten():
+            node: Any = config
+            for part in path.split(SEP):
+                if not isinstance(node, Mapping) or part not in node:
+                    raise ValueError(f"Configuration has no value for {path!r}.")
+                node = node[part]
+            flat[path] = node
+        return flat
+
+    # JSON -------------------------------------------------------------------------
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-able dict that :meth:`from_json` turns back into an equal space."""
+        return {
+            "type": "space",
+            "kind": self.kind,
+            "entries": {k: v.to_json() for k, v in self._entries.items()},
+        }
+
+    def dumps(self) -> str:
+        """The space as a canonical JSON string."""
+        return json.dumps(self.to_json(), sort_keys=True)
+
+    @classmethod
+    def _from_entries(cls, entries: dict[str, Param | SearchSpace]) -> SearchSpace:
+        return cls(entries)
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any] | str) -> SearchSpace:
+        """Rebuild a space from :meth:`to_json` output (a dict or its JSON string)."""
+        if isinstance(data, str):
+            data = json.loads(data)
+        if not isinstance(data, Mapping) or data.get("type") != "space":
+            raise ValueError(f"Expected a space dict with type 'space', got {data!r}.")
+        kind = data.get("kind", "space")
+        if kind not in _KINDS:
+            raise ValueError(f"Unknown space kind {kind!r}; known kinds: {sorted(_KINDS)}.")
+        entries = {
+            k: SearchSpace.from_json(v) if v.get("type") == "space" else param_from_json(v)
+            for k, v in data["entries"].items()
+        }
+        return _KINDS[kind]._from_entries(entries)
+
+
+_KINDS["space"] = SearchSpace
+
+
+def _coerce(name: str, value: Any) -> Param | SearchSpace:
+    if isinstance(value, (Param, SearchSpace)):
+        return value
+    if isinstance(value, Mapping):
+        return SearchSpace(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return Fixed(value)
+    raise TypeError(
+        f"SearchSpace: {name!r} = {value!r} is not a parameter; use Float, Int, Categorical, "
+        "Fixed, a nested dict, or a str/int/float/bool constant."
+    )

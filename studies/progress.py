@@ -1,0 +1,76 @@
+"""A one-line progress bar for a running study: trials done / total and the best value.
+
+Shown instead of Ray Tune's status tables. Failed trials print one line each with
+their reason, so a failure is visible without scrolling through tracebacks.
+
+Example:
+    >>> bar = TrialProgress("demo", total=3, objective="val_acc", mode="max", enabled=False)
+    >>> bar.best is None
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from types import TracebackType
+
+import optuna
+from optuna.trial import TrialState
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from studies.records import ATTR_ERROR
+
+
+class TrialProgress:
+    """Counts finished trials and tracks the best objective value of this run."""
+
+    def __init__(
+        self, study: str, total: int, objective: str, mode: str, enabled: bool = True
+    ) -> None:
+        self.study, self.total, self.objective, self.mode = study, total, objective, mode
+        self.best: float | None = None
+        self.counts = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL")}
+        self.enabled = enabled
+        self._console = Console(file=sys.stderr)
+        self._progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("trials"),
+            TextColumn("{task.fields[best]}"),
+            TimeElapsedColumn(),
+            console=self._console,
+            disable=not enabled,
+        )
+        self._task = self._progress.add_task(study, total=total, best=self._best_text())
+
+    def _best_text(self) -> str:
+        if self.best is None:
+            return f"best {self.objective}: -"
+        extra = "".join(f"  {k.lower()} {v}" for k, v in self.counts.items() if v and k != "COMPLETE")
+        return f"best {self.objective}: {self.best:.4f}{extra}"
+
+    def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
+        """Count a trial that has just been told, and print why if it failed."""
+        self.counts[trial.state.name] = self.counts.get(trial.state.name, 0) + 1
+        value = trial.value if trial.state == TrialState.COMPLETE else None
+        if value is not None and math.isfinite(value) and (
+            self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        ):
+            self.best = value
+        if trial.state == TrialState.FAIL and self.enabled:
+            reason = trial.user_attrs.get(ATTR_ERROR, "unknown error")
+            self._progress.console.print(f"[red]trial {trial.number} failed:[/red] {reason}")
+        self._progress.update(self._task, advance=1, best=self._best_text())
+
+    def __enter__(self) -> TrialProgress:
+        self._progress.start()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self._progress.stop()

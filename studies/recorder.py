@@ -1,0 +1,157 @@
+"""The driver-side bookkeeping of a running study: ask, report and tell, and nothing else.
+
+A :class:`Recorder` is the single place that turns Ray Tune's trial events into Optuna
+trials and archtune metric rows. The Ray Tune adapters in :mod:`studies.tune_adapter`
+only forward events to it, so the rules below are in one place:
+
+- ``ask``: a new Optuna trial, sampled by the controller, with the space's
+  distributions fixed (no define-by-run), nested into a configuration.
+- ``result``: the objective becomes an intermediate value at the reported ``epoch``;
+  every numeric metric becomes a row of ``archtune_metrics``.
+- ``complete``: COMPLETE when the trial reached the trainer's full budget
+  (``epoch >= max_epochs``), otherwise PRUNED (a scheduler stopped it early; Optuna then
+  takes the last intermediate value, so samplers can tell low-fidelity values apart).
+  Ray marks both cases ``done``, so the epoch count is what decides.
+- ``fail``: the one-line reason and the traceback go to the trial's user attributes,
+  then FAIL.
+
+Not thread-safe: Ray Tune calls searchers and callbacks from its single driver loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from spaces import SearchSpace, to_optuna
+from studies.records import ATTR_ERROR, ATTR_TRACEBACK
+from studies.storage import Storage
+
+TRACEBACK_LIMIT = 20_000
+
+Listener = Callable[[optuna.trial.FrozenTrial], None]
+
+
+class Recorder:
+    """Ask, report and tell on an Optuna study on behalf of Ray Tune trials.
+
+    Args:
+        study: The Optuna study, loaded with the controller as its sampler.
+        storage: The open database (for archtune's metric rows).
+        space: The search space; its decisions are the trial distributions.
+        objective: Name of the reported metric to optimise.
+        max_epochs: The trainer's full budget; fewer epochs at the end means PRUNED.
+        num_trials: How many trials to ask for before reporting the search finished.
+        on_finish: Called with each trial once it has been told.
+    """
+
+    def __init__(
+        self,
+        study: optuna.Study,
+        storage: Storage,
+        space: SearchSpace,
+        objective: str,
+        max_epochs: int,
+        num_trials: int,
+        on_finish: Listener | None = None,
+    ) -> None:
+        self.study = study
+        self.storage = storage
+        self.space = space
+        self.objective = objective
+        self.max_epochs = max_epochs
+        self.num_trials = num_trials
+        self.on_finish = on_finish
+        self._distributions = to_optuna(space)
+        self._open: dict[str, optuna.Trial] = {}
+        self._last_step: dict[str, int] = {}
+        self.asked = 0
+
+    def ask(self, key: str) -> dict[str, Any] | None:
+        """A configuration for the Ray trial ``key``, or None once ``num_trials`` were asked."""
+        if self.asked >= self.num_trials:
+            return None
+        trial = self.study.ask(fixed_distributions=self._distributions)
+        self._open[key] = trial
+        self.asked += 1
+        return self.space.unflatten(trial.params)
+
+    def result(self, key: str, result: Mapping[str, Any]) -> None:
+        """Record one reported epoch of trial ``key``."""
+        trial = self._open.get(key)
+        if trial is None:
+            return
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        if self._last_step.get(key) == step:
+            return  # Ray repeats the last result when the trial completes.
+        self._last_step[key] = step
+        metrics = {k: v for k, v in result.items() if k in self._reported_keys(result)}
+        self.storage.add_metrics(trial._trial_id, step, metrics)
+        value = result.get(self.objective)
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            trial.report(float(value), step)
+
+    def complete(self, key: str, result: Mapping[str, Any] | None) -> None:
+        """Trial ``key`` ended without an error, with ``result`` its last report."""
+        trial = self._open.get(key)
+        if trial is None:
+            return
+        if not result or self.objective not in result:
+            reported = sorted(self._reported_keys(result or {}))
+            self.fail(
+                key,
+                f"The trial reported no {self.objective!r}; it reported {reported}. "
+                "Make the trainer report the study's objective.",
+            )
+            return
+        self.result(key, result)
+        value = result[self.objective]
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        if not isinstance(value, (int, float)) or not math.isfinite(value):
+            self.fail(key, f"The objective {self.objective!r} was {value!r} at epoch {step}.")
+        elif step < self.max_epochs:
+            self._tell(key, state=TrialState.PRUNED)
+        else:
+            self._tell(key, values=float(value), state=TrialState.COMPLETE)
+
+    def fail(self, key: str, error: str, traceback: str | None = None) -> None:
+        """Trial ``key`` failed: keep the reason, then tell FAIL."""
+        trial = self._open.get(key)
+        if trial is None:
+            return
+        trial.set_user_attr(ATTR_ERROR, error)
+        if traceback:
+            trial.set_user_attr(ATTR_TRACEBACK, traceback[-TRACEBACK_LIMIT:])
+        self._tell(key, state=TrialState.FAIL)
+
+    def fail_open_trials(self, error: str) -> None:
+        """Tell FAIL for every trial still open, e.g. when the run is interrupted."""
+        for key in list(self._open):
+            self.fail(key, error)
+
+    def _tell(self, key: str, state: TrialState, values: float | None = None) -> None:
+        trial = self._open.pop(key)
+        self._last_step.pop(key, None)
+        frozen = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
+        if self.on_finish is not None:
+            self.on_finish(frozen)
+
+    @staticmethod
+    def _reported_keys(result: Mapping[str, Any]) -> set[str]:
+        # Ray adds its own bookkeeping (time_total_s, pid, ...); keep what the trainer sent.
+        keys = result.get("archtune_keys")
+        if isinstance(keys, (list, tuple)):
+            return set(keys)
+        return {k for k in result if k not in _RAY_KEYS}
+
+
+_RAY_KEYS = {
+    "done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s",
+    "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
+    "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint", "config",
+    "experiment_tag", "archtune_keys",
+}

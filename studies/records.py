@@ -1,0 +1,175 @@
+"""Read-only snapshots of a recorded study, for the CLI, the report and the dashboard.
+
+Everything a view shows comes from :func:`load_study_record`: plain dataclasses, so
+figure functions are pure and testable without a database or a browser.
+
+Example:
+    >>> trial = TrialRecord(number=0, state="COMPLETE", params={"x": 1}, value=0.9,
+    ...                     intermediate={1: 0.5, 2: 0.9})
+    >>> trial.finished
+    True
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import optuna
+
+from studies.storage import Storage
+
+# Keys of archtune's entries in Optuna's study and trial user attributes.
+ATTR_SPACE = "archtune:space"
+ATTR_OBJECTIVE = "archtune:objective"
+ATTR_TRAINER = "archtune:trainer"
+ATTR_RUN = "archtune:run"
+ATTR_ERROR = "archtune:error"
+ATTR_TRACEBACK = "archtune:traceback"
+
+
+@dataclass
+class TrialRecord:
+    """One trial as recorded.
+
+    Attributes:
+        number: Optuna's trial number (0, 1, ...) within the study.
+        state: ``"COMPLETE"``, ``"PRUNED"``, ``"FAIL"``, ``"RUNNING"`` or ``"WAITING"``.
+        params: Flat ``{path: value}`` of the sampled decisions.
+        value: Final objective value (None for failed or running trials).
+        intermediate: ``{epoch: objective}`` as reported during training.
+        metrics: ``{name: [(epoch, value), ...]}`` of every reported metric.
+        error: One-line reason of a failure, if any.
+        traceback: Full traceback of a failure, if any.
+        started, completed: UTC start and end times.
+    """
+
+    number: int
+    state: str
+    params: dict[str, Any]
+    value: float | None = None
+    intermediate: dict[int, float] = field(default_factory=dict)
+    metrics: dict[str, list[tuple[int, float]]] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    started: datetime | None = None
+    completed: datetime | None = None
+
+    @property
+    def finished(self) -> bool:
+        """Whether the trial has ended (complete, pruned or failed)."""
+        return self.state in ("COMPLETE", "PRUNED", "FAIL")
+
+    @property
+    def duration_s(self) -> float | None:
+        """Seconds from start to end, if both are known."""
+        if self.started is None or self.completed is None:
+            return None
+        return (self.completed - self.started).total_seconds()
+
+
+@dataclass
+class StudyRecord:
+    """A study and its trials, as recorded.
+
+    Attributes:
+        name: The study's name.
+        direction: ``"maximize"`` or ``"minimize"``.
+        objective: Name of the metric that is optimised (e.g. ``"val_acc"``).
+        space: The search space as JSON (``SearchSpace.to_json()``), or None.
+        trials: All trials in order of their number.
+    """
+
+    name: str
+    direction: str
+    objective: str
+    space: dict[str, Any] | None
+    trials: list[TrialRecord]
+
+    @property
+    def best(self) -> TrialRecord | None:
+        """The complete trial with the best value, or None when none completed."""
+        done = [t for t in self.trials if t.state == "COMPLETE" and t.value is not None]
+        if not done:
+            return None
+        pick = max if self.direction == "maximize" else min
+        return pick(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+
+
+@dataclass
+class StudySummary:
+    """One line of ``archtune ls``."""
+
+    name: str
+    direction: str
+    objective: str
+    n_trials: int
+    states: dict[str, int]
+    best_value: float | None
+    started: datetime | None
+
+
+def _direction(study: optuna.study.StudySummary | optuna.Study) -> str:
+    return "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+
+
+def trial_record(t: optuna.trial.FrozenTrial, metrics: dict[str, list[tuple[int, float]]]) -> TrialRecord:
+    """A :class:`TrialRecord` from an Optuna trial and its archtune metrics."""
+    return TrialRecord(
+        number=t.number,
+        state=t.state.name,
+        params=dict(t.params),
+        value=t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
+        intermediate=dict(sorted(t.intermediate_values.items())),
+        metrics=metrics,
+        error=t.user_attrs.get(ATTR_ERROR),
+        traceback=t.user_attrs.get(ATTR_TRACEBACK),
+        started=t.datetime_start,
+        completed=t.datetime_complete,
+    )
+
+
+def load_study_record(storage: Storage, name: str) -> StudyRecord:
+    """Read study ``name`` and all its trials and metrics.
+
+    Raises:
+        KeyError: if there is no study of that name (the message lists those there are).
+    """
+    names = optuna.get_all_study_names(storage.optuna)
+    if name not in names:
+        raise KeyError(f"No study {name!r} in {storage.url}; studies there: {sorted(names)}.")
+    study = optuna.load_study(study_name=name, storage=storage.optuna)
+    trials = study.get_trials(deepcopy=False)
+    metrics = storage.metrics([t._trial_id for t in trials])
+    space = study.user_attrs.get(ATTR_SPACE)
+    return StudyRecord(
+        name=name,
+        direction=_direction(study),
+        objective=study.user_attrs.get(ATTR_OBJECTIVE, "value"),
+        space=json.loads(space) if isinstance(space, str) else space,
+        trials=[trial_record(t, metrics[t._trial_id]) for t in trials],
+    )
+
+
+def list_studies(storage: Storage) -> list[StudySummary]:
+    """A summary of every study in the database, oldest first."""
+    out = []
+    for s in optuna.get_all_study_summaries(storage.optuna, include_best_trial=True):
+        study = optuna.load_study(study_name=s.study_name, storage=storage.optuna)
+        states: dict[str, int] = {}
+        for t in study.get_trials(deepcopy=False):
+            states[t.state.name] = states.get(t.state.name, 0) + 1
+        out.append(
+            StudySummary(
+                name=s.study_name,
+                direction=_direction(s),
+                objective=s.user_attrs.get(ATTR_OBJECTIVE, "value"),
+                n_trials=s.n_trials,
+                states=states,
+                best_value=s.best_trial.value if s.best_trial is not None else None,
+                started=s.datetime_start,
+            )
+        )
+    return out

@@ -1,0 +1,183 @@
+"""Running a study's trials on Ray Tune: settings, the Ray instance, the Tuner.
+
+Example:
+    >>> RunSettings.validated(8, 2, "asha", {"cpu": 1}, None, None).scheduler
+    'asha'
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from spaces import SearchSpace
+from studies.progress import TrialProgress
+from studies.recorder import Recorder
+from trainers import Trainer
+
+if TYPE_CHECKING:
+    from studies.study import Study
+
+SCHEDULERS = ("fifo", "asha", "median")
+_QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air")
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """How a run places its trials; validated once, stored with the study for resume."""
+
+    num_trials: int
+    max_concurrent: int
+    scheduler: str
+    resources_per_trial: dict[str, float]
+    address: str | None
+    run_dir: str | None
+    controller: str = "tpe"
+
+    @classmethod
+    def validated(
+        cls,
+        num_trials: Any,
+        max_concurrent: Any,
+        scheduler: Any,
+        resources_per_trial: Any,
+        address: Any,
+        run_dir: Any,
+        controller: str = "tpe",
+    ) -> RunSettings:
+        """Check every setting, raising ``ValueError`` that says how to fix it."""
+        for label, v in (("num_trials", num_trials), ("max_concurrent", max_concurrent)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{label} must be a positive integer, got {v!r}.")
+        scheduler = scheduler or "fifo"
+        if scheduler not in SCHEDULERS:
+            raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {list(SCHEDULERS)}.")
+        resources = dict(resources_per_trial or {"cpu": 1})
+        for key, v in resources.items():
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
+                raise ValueError(f"resources_per_trial[{key!r}] must be a number >= 0, got {v!r}.")
+        if resources.get("cpu", 0) + resources.get("gpu", 0) <= 0:
+            raise ValueError("resources_per_trial needs a positive 'cpu' or 'gpu' count.")
+        if address is not None and not (
+            address == "auto" or address.startswith(("ray://", "localhost:")) or ":" in address
+        ):
+            raise ValueError(
+                f"address {address!r} is not a Ray address; use None (local), 'auto' "
+                "or 'ray://HOST:10001'."
+            )
+        return cls(num_trials, max_concurrent, scheduler, resources, address, run_dir, controller)
+
+    def to_json(self, finished_before: int) -> dict[str, Any]:
+        """The settings as stored in the study, with the trial count they started from."""
+        data = asdict(self)
+        data.pop("address")  # where to run is the resumer's choice
+        data["finished_before"] = finished_before
+        return data
+
+
+def _start_ray(address: str | None, resources: dict[str, float]) -> bool:
+    """Connect to or start Ray; return True if this call started it (and must stop it)."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    kwargs: dict[str, Any] = dict(
+        address=address, include_dashboard=False, log_to_driver=False,
+        logging_level=logging.ERROR, configure_logging=True,
+    )
+    if address is None:
+        kwargs["num_cpus"] = max(os.cpu_count() or 1, int(resources.get("cpu", 1)))
+    try:
+        ray.init(**kwargs)
+    except ConnectionError as e:
+        raise ConnectionError(
+            f"Cannot reach a Ray cluster at {address!r}: {e}. Start one with `ray start "
+            "--head`, check the address, or leave --address out to run locally."
+        ) from e
+    return True
+
+
+def _scheduler(name: str, trainer: Trainer) -> Any:
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
+
+    if name == "asha":
+        return ASHAScheduler(
+            time_attr="training_iteration", max_t=trainer.max_epochs, grace_period=1,
+            reduction_factor=3,
+        )
+    if name == "median":
+        return MedianStoppingRule(time_attr="training_iteration", grace_period=1)
+    return FIFOScheduler()
+
+
+def _default_run_dir(study: Study) -> str:
+    from sqlalchemy.engine import make_url
+
+    url = make_url(study.storage.url)
+    if url.get_backend_name() == "sqlite" and url.database:
+        base = os.path.dirname(os.path.abspath(url.database))
+    else:
+        base = os.path.expanduser("~")
+    return os.path.join(base, "archtune_runs")
+
+
+def run_on_ray(
+    study: Study, trainer: Trainer, space: SearchSpace, settings: RunSettings, progress: bool
+) -> None:
+    """Run ``settings.num_trials`` trials of ``study`` through a Ray Tune ``Tuner``."""
+    # Ray reads these when the run starts: archtune records every result itself, so
+    # Ray's per-trial loggers and its console tables only cost time and screen.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    from ray import tune
+
+    from studies.tune_adapter import RecorderCallback, RecorderSearcher, make_trainable
+
+    mode = "max" if study.direction == "maximize" else "min"
+    bar = TrialProgress(study.name, settings.num_trials, study.objective, mode, enabled=progress)
+    recorder = Recorder(
+        study.optuna, study.storage, space, study.objective, trainer.max_epochs,
+        settings.num_trials, on_finish=bar.trial_finished,
+    )
+    started = _start_ray(settings.address, settings.resources_per_trial)
+    levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
+    for name in _QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+    try:
+        threads = max(1, int(settings.resources_per_trial.get("cpu", 1)))
+        trainable = tune.with_resources(
+            make_trainable(trainer, space, threads), settings.resources_per_trial
+        )
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=RecorderSearcher(recorder, study.objective, mode),
+                scheduler=_scheduler(settings.scheduler, trainer),
+                metric=study.objective,
+                mode=mode,
+                num_samples=settings.num_trials,
+                max_concurrent_trials=settings.max_concurrent,
+                reuse_actors=True,
+            ),
+            run_config=tune.RunConfig(
+                name=f"{study.name}-{len(study.trials)}",
+                storage_path=os.path.abspath(settings.run_dir or _default_run_dir(study)),
+                verbose=0,
+                callbacks=[RecorderCallback(recorder)],
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            ),
+        )
+        with bar:
+            tuner.fit()
+    finally:
+        recorder.fail_open_trials("The run stopped before this trial finished.")
+        for name, level in levels.items():
+            logging.getLogger(name).setLevel(level)
+        if started:
+            import ray
+
+            ray.shutdown()

@@ -1,0 +1,138 @@
+"""The adapter between archtune and Ray Tune.
+
+Ray Tune runs the trials (placement, resources, schedulers, retries, checkpoints); the
+driver-side :class:`~studies.recorder.Recorder` records them. Three small pieces connect
+the two:
+
+- :class:`RecorderSearcher`, a Ray ``Searcher`` whose ``suggest`` asks the Optuna study
+  (with the controller as sampler) and whose result/complete events go to the recorder.
+  Ray's ready-made ``OptunaSearch`` is not used: it tells COMPLETE for trials a scheduler
+  stopped early (so samplers learn from low-fidelity values as if final) and drops
+  intermediate values.
+- :class:`RecorderCallback`, a Ray ``Callback`` that records failures with their
+  traceback (Ray tells the searcher only ``error=True``) and fails what is still open
+  when the run ends.
+- :func:`make_trainable`, the Ray function trainable that runs an archtune
+  :class:`~trainers.Trainer` with a :class:`TuneSession` forwarding reports and
+  checkpoints to ``ray.tune``.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from ray import tune
+from ray.tune.search import Searcher
+
+from spaces import SearchSpace
+from studies.recorder import Recorder
+from trainers import Trainer
+
+CHECKPOINT_FILE = "checkpoint.pt"
+
+
+class _DriverOnly:
+    """Mixin for adapters that hold the driver's database handle.
+
+    Ray pickles its Tuner state (search algorithm and callbacks included) for its own
+    restore; archtune resumes from the study database instead, so the recorder, which
+    holds open connections, is left out of the pickle.
+    """
+
+    recorder: Recorder | None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["recorder"] = None
+        return state
+
+
+class RecorderSearcher(_DriverOnly, Searcher):
+    """Ray Tune searcher that proposes through, and records into, a :class:`Recorder`."""
+
+    def __init__(self, recorder: Recorder, metric: str, mode: str) -> None:
+        super().__init__(metric=metric, mode=mode)
+        self.recorder = recorder
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | str | None:
+        config = self.recorder.ask(trial_id)
+        return Searcher.FINISHED if config is None else config
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        self.recorder.result(trial_id, result)
+
+    def on_trial_complete(
+        self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
+    ) -> None:
+        if not error:  # failures are recorded by RecorderCallback, which has the traceback
+            self.recorder.complete(trial_id, result)
+
+
+class RecorderCallback(_DriverOnly, tune.Callback):
+    """Records trial failures with their traceback; fails what is open at the end."""
+
+    def __init__(self, recorder: Recorder) -> None:
+        self.recorder = recorder
+
+    def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        text = ""
+        path = getattr(trial, "error_file", None)
+        if path and os.path.exists(path):
+            with open(path, encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        self.recorder.fail(trial.trial_id, error_summary(text), traceback=text or None)
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        self.recorder.fail_open_trials("The run ended before this trial finished.")
+
+
+def error_summary(text: str) -> str:
+    """The last line of a traceback that names an exception, e.g. ``ValueError: bad lr``."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for line in reversed(lines):
+        head = line.split(":", 1)[0]
+        if head.replace(".", "").replace("_", "").isalnum() and head[:1].isupper() and ":" in line:
+            return line[:500]
+    return lines[-1][:500] if lines else "The trial failed without an error message."
+
+
+class TuneSession:
+    """A :class:`~trainers.TrialSession` inside a Ray Tune function trainable."""
+
+    def report(self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None) -> None:
+        payload = {**metrics, "archtune_keys": list(metrics)}
+        if checkpoint is None:
+            tune.report(payload)
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, CHECKPOINT_FILE)
+            torch.save(checkpoint, path + ".tmp")
+            os.replace(path + ".tmp", path)
+            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(tmp))
+
+    def restore(self) -> dict[str, Any] | None:
+        checkpoint = tune.get_checkpoint()
+        if checkpoint is None:
+            return None
+        with checkpoint.as_directory() as d:
+            return torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False)
+
+
+def make_trainable(trainer: Trainer, space: SearchSpace, threads: int) -> Callable[[dict], None]:
+    """The Ray Tune function trainable that runs ``trainer`` on each configuration.
+
+    Args:
+        trainer: The archtune trainer, shipped to the workers.
+        space: The search space (the trainer builds the model from it).
+        threads: Intra-op threads for PyTorch in each trial (its CPU share).
+    """
+
+    def archtune_trial(config: dict) -> None:
+        torch.set_num_threads(max(1, threads))
+        trainer.run(config, space, TuneSession())
+
+    return archtune_trial
