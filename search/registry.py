@@ -55,7 +55,9 @@ def list_controllers() -> dict[str, str]:
     return {name: entry.summary for name, entry in sorted(_CONTROLLERS.items())}
 
 
-def make_controller(name: str, seed: int | None = None, **kwargs: Any) -> optuna.samplers.BaseSampler:
+def make_controller(
+    name: str, seed: int | None = None, **kwargs: Any
+) -> optuna.samplers.BaseSampler:
     """Create the controller registered as ``name``.
 
     Args:

@@ -42,7 +42,9 @@ class Param(abc.ABC):
         if name is None:
             return
         if name in _REGISTRY:
-            raise ValueError(f"Parameter type {name!r} is already registered by {_REGISTRY[name]}.")
+            raise ValueError(
+                f"Parameter type {name!r} is already registered by {_REGISTRY[name]}."
+            )
         _REGISTRY[name] = cls
 
     @abc.abstractmethod
@@ -106,7 +108,9 @@ class _Numeric(Param):
             )
         if step is not None:
             if log:
-                raise ValueError(f"{name}: log=True cannot be combined with step; use one of them.")
+                raise ValueError(
+                    f"{name}: log=True cannot be combined with step; use one of them."
+                )
             if isinstance(step, bool) or not isinstance(step, (int, float)) or step <= 0:
                 raise ValueError(f"{name}: step must be a positive number, got {step!r}.")
             n = (high - low) / step
@@ -159,8 +163,9 @@ class Float(_Numeric):
     def __init__(
         self, low: float, high: float, log: bool = False, step: float | None = None
     ) -> None:
-        super().__init__(float(low) if _is_num(low) else low,
-                         float(high) if _is_num(high) else high, log, step)
+        super().__init__(
+            float(low) if _is_num(low) else low, float(high) if _is_num(high) else high, log, step
+        )
 
 
 class Int(_Numeric):

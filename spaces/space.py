@@ -63,7 +63,9 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
             if not isinstance(name, str):
                 raise TypeError(f"SearchSpace: name {name!r} must be a string.")
             if not name or SEP in name:
-                raise ValueError(f"SearchSpace: name {name!r} must be non-empty and contain no '/'.")
+                raise ValueError(
+                    f"SearchSpace: name {name!r} must be non-empty and contain no '/'."
+                )
             self._entries[name] = _coerce(name, value)
 
     # Mapping protocol -------------------------------------------------------------
@@ -112,7 +114,9 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
         leaves = self.flatten()
         unknown = sorted(set(values) - set(leaves))
         if unknown:
-            raise ValueError(f"Unknown parameter path(s) {unknown}; valid paths: {sorted(leaves)}.")
+            raise ValueError(
+                f"Unknown parameter path(s) {unknown}; valid paths: {sorted(leaves)}."
+            )
         config: dict[str, Any] = {}
         for path, param in leaves.items():
             if isinstance(param, Fixed):

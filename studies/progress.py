@@ -49,15 +49,22 @@ class TrialProgress:
     def _best_text(self) -> str:
         if self.best is None:
             return f"best {self.objective}: -"
-        extra = "".join(f"  {k.lower()} {v}" for k, v in self.counts.items() if v and k != "COMPLETE")
+        extra = "".join(
+            f"  {k.lower()} {v}" for k, v in self.counts.items() if v and k != "COMPLETE"
+        )
         return f"best {self.objective}: {self.best:.4f}{extra}"
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
         """Count a trial that has just been told, and print why if it failed."""
         self.counts[trial.state.name] = self.counts.get(trial.state.name, 0) + 1
         value = trial.value if trial.state == TrialState.COMPLETE else None
-        if value is not None and math.isfinite(value) and (
-            self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if (
+            value is not None
+            and math.isfinite(value)
+            and (
+                self.best is None
+                or (value > self.best if self.mode == "max" else value < self.best)
+            )
         ):
             self.best = value
         if trial.state == TrialState.FAIL and self.enabled:
@@ -70,7 +77,9 @@ class TrialProgress:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None,
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
         self._progress.stop()

@@ -150,8 +150,21 @@ class Recorder:
 
 
 _RAY_KEYS = {
-    "done", "training_iteration", "trial_id", "date", "timestamp", "time_this_iter_s",
-    "time_total_s", "pid", "hostname", "node_ip", "time_since_restore",
-    "iterations_since_restore", "checkpoint_dir_name", "should_checkpoint", "config",
-    "experiment_tag", "archtune_keys",
+    "done",
+    "training_iteration",
+    "trial_id",
+    "date",
+    "timestamp",
+    "time_this_iter_s",
+    "time_total_s",
+    "pid",
+    "hostname",
+    "node_ip",
+    "time_since_restore",
+    "iterations_since_restore",
+    "checkpoint_dir_name",
+    "should_checkpoint",
+    "config",
+    "experiment_tag",
+    "archtune_keys",
 }

@@ -13,6 +13,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -38,12 +39,14 @@ class TrialRecord:
         number: Optuna's trial number (0, 1, ...) within the study.
         state: ``"COMPLETE"``, ``"PRUNED"``, ``"FAIL"``, ``"RUNNING"`` or ``"WAITING"``.
         params: Flat ``{path: value}`` of the sampled decisions.
-        value: Final objective value (None for failed or running trials).
+        value: Final objective value; for a PRUNED trial the last intermediate value
+            (as Optuna keeps it); None for failed or running trials.
         intermediate: ``{epoch: objective}`` as reported during training.
         metrics: ``{name: [(epoch, value), ...]}`` of every reported metric.
         error: One-line reason of a failure, if any.
         traceback: Full traceback of a failure, if any.
-        started, completed: UTC start and end times.
+        started, completed: Start and end times as Optuna records them (the driver's
+            local time, without a time zone).
     """
 
     number: int
@@ -90,8 +93,12 @@ class StudyRecord:
 
     @property
     def best(self) -> TrialRecord | None:
-        """The complete trial with the best value, or None when none completed."""
-        done = [t for t in self.trials if t.state == "COMPLETE" and t.value is not None]
+        """The complete trial with the best finite value, or None when there is none."""
+        done = [
+            t
+            for t in self.trials
+            if t.state == "COMPLETE" and t.value is not None and math.isfinite(t.value)
+        ]
         if not done:
             return None
         pick = max if self.direction == "maximize" else min
@@ -115,13 +122,15 @@ def _direction(study: optuna.study.StudySummary | optuna.Study) -> str:
     return "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
 
 
-def trial_record(t: optuna.trial.FrozenTrial, metrics: dict[str, list[tuple[int, float]]]) -> TrialRecord:
+def trial_record(
+    t: optuna.trial.FrozenTrial, metrics: dict[str, list[tuple[int, float]]]
+) -> TrialRecord:
     """A :class:`TrialRecord` from an Optuna trial and its archtune metrics."""
     return TrialRecord(
         number=t.number,
         state=t.state.name,
         params=dict(t.params),
-        value=t.value if t.state == optuna.trial.TrialState.COMPLETE else None,
+        value=t.value if t.state.name in ("COMPLETE", "PRUNED") else None,
         intermediate=dict(sorted(t.intermediate_values.items())),
         metrics=metrics,
         error=t.user_attrs.get(ATTR_ERROR),

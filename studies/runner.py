@@ -84,8 +84,11 @@ def _start_ray(address: str | None, resources: dict[str, float]) -> bool:
     if ray.is_initialized():
         return False
     kwargs: dict[str, Any] = dict(
-        address=address, include_dashboard=False, log_to_driver=False,
-        logging_level=logging.ERROR, configure_logging=True,
+        address=address,
+        include_dashboard=False,
+        log_to_driver=False,
+        logging_level=logging.ERROR,
+        configure_logging=True,
     )
     if address is None:
         kwargs["num_cpus"] = max(os.cpu_count() or 1, int(resources.get("cpu", 1)))
@@ -104,7 +107,9 @@ def _scheduler(name: str, trainer: Trainer) -> Any:
 
     if name == "asha":
         return ASHAScheduler(
-            time_attr="training_iteration", max_t=trainer.max_epochs, grace_period=1,
+            time_attr="training_iteration",
+            max_t=trainer.max_epochs,
+            grace_period=1,
             reduction_factor=3,
         )
     if name == "median":
@@ -140,8 +145,13 @@ def run_on_ray(
     mode = "max" if study.direction == "maximize" else "min"
     bar = TrialProgress(study.name, settings.num_trials, study.objective, mode, enabled=progress)
     recorder = Recorder(
-        study.optuna, study.storage, space, study.objective, trainer.max_epochs,
-        settings.num_trials, on_finish=bar.trial_finished,
+        study.optuna,
+        study.storage,
+        space,
+        study.objective,
+        trainer.max_epochs,
+        settings.num_trials,
+        on_finish=bar.trial_finished,
     )
     started = _start_ray(settings.address, settings.resources_per_trial)
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}

@@ -96,7 +96,7 @@ class Storage:
             yield session
 
     def add_metrics(self, trial_id: int, step: int, metrics: Mapping[str, Any]) -> None:
-        """Record every numeric entry of ``metrics`` for ``trial_id`` at ``step``, in one commit."""
+        """Record each numeric entry of ``metrics`` for ``trial_id`` at ``step``, in one commit."""
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         rows = []
         for name, raw in metrics.items():
@@ -104,8 +104,14 @@ class Storage:
                 continue
             value, kind = MetricRow.encode(float(raw))
             rows.append(
-                {"trial_id": trial_id, "step": step, "name": name[:128], "value": value,
-                 "kind": kind, "recorded_at": now}
+                {
+                    "trial_id": trial_id,
+                    "step": step,
+                    "name": name[:128],
+                    "value": value,
+                    "kind": kind,
+                    "recorded_at": now,
+                }
             )
         if rows:
             with self.session() as s:
@@ -140,7 +146,8 @@ def _check_url(url: str) -> sa.engine.URL:
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql", "mysql"):
         raise StorageError(
-            f"Unsupported database {backend!r} in {url!r}; use sqlite:///FILE or postgresql://..."
+            f"Unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)}; "
+            "use sqlite:///FILE or postgresql://..."
         )
     if backend == "sqlite":
         path = parsed.database
@@ -177,6 +184,7 @@ def open_storage(url: str = DEFAULT_STORAGE) -> Storage:
             database cannot be reached; the message says which.
     """
     parsed = _check_url(url)
+    shown = parsed.render_as_string(hide_password=True)
     engine_kwargs: dict[str, Any] = {}
     if parsed.get_backend_name() != "sqlite":
         engine_kwargs["pool_pre_ping"] = True
@@ -192,11 +200,14 @@ def open_storage(url: str = DEFAULT_STORAGE) -> Storage:
     except (OperationalError, sa.exc.DBAPIError) as e:
         reason = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
         raise StorageError(
-            f"Cannot open storage {parsed.render_as_string(hide_password=True)}: {reason}. "
+            f"Cannot open storage {shown}: {reason}. "
             "Check that the server runs and the host, port, user and password are right."
         ) from e
     except ImportError as e:
-        raise StorageError(f"No database driver for {url!r}: {e}. Install it with pip.") from e
+        raise StorageError(
+            f"No database driver for {shown}; install it, e.g. "
+            "pip install 'archtune[postgres]' for PostgreSQL."
+        ) from e
     if parsed.get_backend_name() == "sqlite":
         event.listen(rdb.engine, "connect", _sqlite_pragmas)
         rdb.engine.dispose()
@@ -208,7 +219,7 @@ def open_storage(url: str = DEFAULT_STORAGE) -> Storage:
             s.add(SchemaRow(version=SCHEMA_VERSION))
         elif version > SCHEMA_VERSION:
             raise StorageError(
-                f"{url!r} has archtune schema {version}, newer than this archtune "
+                f"{shown} has archtune schema {version}, newer than this archtune "
                 f"({SCHEMA_VERSION}); upgrade archtune to read it."
             )
     return storage

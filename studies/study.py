@@ -224,7 +224,12 @@ class Study:
                 f"controller must be an Optuna sampler or a controller name, got {controller!r}."
             )
         settings = RunSettings.validated(
-            num_trials, max_concurrent, scheduler, resources_per_trial, address, run_dir,
+            num_trials,
+            max_concurrent,
+            scheduler,
+            resources_per_trial,
+            address,
+            run_dir,
             controller_name,
         )
         self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
@@ -232,8 +237,9 @@ class Study:
         self._study.sampler = controller
         run_on_ray(self, trainer, space, settings, progress=progress)
 
-    def resume(self, num_trials: int | None = None, address: str | None = None,
-               progress: bool = True) -> int:
+    def resume(
+        self, num_trials: int | None = None, address: str | None = None, progress: bool = True
+    ) -> int:
         """Continue an interrupted run with the trainer and settings it was started with.
 
         Trials left RUNNING by a driver that died are marked FAIL (their last reported
@@ -262,9 +268,15 @@ class Study:
         trainer = trainer_from_json(json.loads(self._study.user_attrs[ATTR_TRAINER]))
         controller = make_controller(run.get("controller", "tpe"), seed=None)
         self.run(
-            trainer, controller, num_trials=remaining, max_concurrent=run["max_concurrent"],
-            scheduler=run["scheduler"], resources_per_trial=run["resources_per_trial"],
-            address=address, run_dir=run.get("run_dir"), progress=progress,
+            trainer,
+            controller,
+            num_trials=remaining,
+            max_concurrent=run["max_concurrent"],
+            scheduler=run["scheduler"],
+            resources_per_trial=run["resources_per_trial"],
+            address=address,
+            run_dir=run.get("run_dir"),
+            progress=progress,
         )
         return remaining
 

@@ -20,6 +20,7 @@ the two:
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -33,6 +34,7 @@ from studies.recorder import Recorder
 from trainers import Trainer
 
 CHECKPOINT_FILE = "checkpoint.pt"
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
 class _DriverOnly:
@@ -83,7 +85,7 @@ class RecorderCallback(_DriverOnly, tune.Callback):
         path = getattr(trial, "error_file", None)
         if path and os.path.exists(path):
             with open(path, encoding="utf-8", errors="replace") as f:
-                text = f.read()
+                text = _ANSI.sub("", f.read())
         self.recorder.fail(trial.trial_id, error_summary(text), traceback=text or None)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
@@ -103,7 +105,9 @@ def error_summary(text: str) -> str:
 class TuneSession:
     """A :class:`~trainers.TrialSession` inside a Ray Tune function trainable."""
 
-    def report(self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None) -> None:
+    def report(
+        self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None
+    ) -> None:
         payload = {**metrics, "archtune_keys": list(metrics)}
         if checkpoint is None:
             tune.report(payload)

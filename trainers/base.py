@@ -26,7 +26,9 @@ _TRAINERS: dict[str, type[Trainer]] = {}
 class TrialSession(Protocol):
     """Where a trainer sends its per-epoch metrics and gets its last checkpoint."""
 
-    def report(self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None) -> None:
+    def report(
+        self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None
+    ) -> None:
         """Record one epoch's metrics, and a checkpoint dict to resume from."""
 
     def restore(self) -> dict[str, Any] | None:
@@ -40,7 +42,9 @@ class LocalSession:
         self.history: list[dict[str, float]] = []
         self.checkpoint: dict[str, Any] | None = None
 
-    def report(self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None) -> None:
+    def report(
+        self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None
+    ) -> None:
         self.history.append(dict(metrics))
         if checkpoint is not None:
             self.checkpoint = checkpoint

@@ -41,8 +41,11 @@ class TensorData:
     def to(self, device: torch.device | str) -> TensorData:
         """The same data on ``device``."""
         return TensorData(
-            self.x_train.to(device), self.y_train.to(device),
-            self.x_val.to(device), self.y_val.to(device), self.num_classes,
+            self.x_train.to(device),
+            self.y_train.to(device),
+            self.x_val.to(device),
+            self.y_val.to(device),
+            self.num_classes,
         )
 
 
@@ -84,6 +87,9 @@ def load_dataset(name: str, val_fraction: float = 0.2, seed: int = 0) -> TensorD
     )
     mean, std = float(x_tr.mean()), float(x_tr.std())
     return TensorData(
-        torch.from_numpy((x_tr - mean) / std), torch.from_numpy(y_tr),
-        torch.from_numpy((x_va - mean) / std), torch.from_numpy(y_va), 10,
+        torch.from_numpy((x_tr - mean) / std),
+        torch.from_numpy(y_tr),
+        torch.from_numpy((x_va - mean) / std),
+        torch.from_numpy(y_va),
+        10,
     )

@@ -51,7 +51,13 @@ class ImageClassifier(Trainer):
 
     name = "image_classifier"
     metrics = (
-        "epoch", "val_acc", "val_loss", "train_loss", "train_acc", "lr", "seconds",
+        "epoch",
+        "val_acc",
+        "val_loss",
+        "train_loss",
+        "train_acc",
+        "lr",
+        "seconds",
         "samples_per_s",
     )
 
@@ -79,8 +85,11 @@ class ImageClassifier(Trainer):
 
     def spec(self) -> dict[str, Any]:
         return {
-            "dataset": self.dataset, "epochs": self.max_epochs,
-            "val_fraction": self.val_fraction, "seed": self.seed, "device": self.device,
+            "dataset": self.dataset,
+            "epochs": self.max_epochs,
+            "val_fraction": self.val_fraction,
+            "seed": self.seed,
+            "device": self.device,
         }
 
     def check_space(self, space: SearchSpace) -> None:
@@ -114,9 +123,13 @@ class ImageClassifier(Trainer):
         data = load_dataset(self.dataset, self.val_fraction, self.seed).to(device)
         hp = config_of(TrainingSpace, config.get("train", {}))
         torch.manual_seed(self.seed)
-        model = space["model"].build(  # type: ignore[union-attr]
-            config["model"], input_shape=data.input_shape, num_classes=data.num_classes
-        ).to(device)
+        model = (
+            space["model"]
+            .build(  # type: ignore[union-attr]
+                config["model"], input_shape=data.input_shape, num_classes=data.num_classes
+            )
+            .to(device)
+        )
         steps_per_epoch = max(1, len(data.y_train) // hp["batch_size"])
         optimizer = _make_optimizer(model, hp)
         total = steps_per_epoch * self.max_epochs
@@ -143,15 +156,23 @@ class ImageClassifier(Trainer):
             seconds = time.perf_counter() - t0
             val_loss, val_acc = evaluate(model, data, hp["precision"])
             metrics = {
-                "epoch": epoch, "val_acc": val_acc, "val_loss": val_loss,
-                "train_loss": train_loss, "train_acc": train_acc,
-                "lr": scheduler.get_last_lr()[0], "seconds": seconds,
+                "epoch": epoch,
+                "val_acc": val_acc,
+                "val_loss": val_loss,
+                "train_loss": train_loss,
+                "train_acc": train_acc,
+                "lr": scheduler.get_last_lr()[0],
+                "seconds": seconds,
                 "samples_per_s": seen / seconds if seconds > 0 else 0.0,
             }
             checkpoint = {
-                "version": CHECKPOINT_VERSION, "epoch": epoch, "config": dict(config),
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(), "generator": gen.get_state(),
+                "version": CHECKPOINT_VERSION,
+                "epoch": epoch,
+                "config": dict(config),
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "generator": gen.get_state(),
             }
             session.report(metrics, checkpoint)
         metrics["params"] = float(sum(p.numel() for p in model.parameters()))
@@ -161,8 +182,11 @@ class ImageClassifier(Trainer):
 def _make_optimizer(model: nn.Module, hp: Mapping[str, Any]) -> torch.optim.Optimizer:
     if hp["optimizer"] == "sgd":
         return torch.optim.SGD(
-            model.parameters(), lr=hp["lr"], momentum=hp["momentum"],
-            weight_decay=hp["weight_decay"], nesterov=hp["momentum"] > 0,
+            model.parameters(),
+            lr=hp["lr"],
+            momentum=hp["momentum"],
+            weight_decay=hp["weight_decay"],
+            nesterov=hp["momentum"] > 0,
         )
     return torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
 

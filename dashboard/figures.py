@@ -1,0 +1,506 @@
+"""Figures of a recorded study: optimization history, parallel coordinates, learning curves.
+
+Each figure is a pure ``get_*_info(record)`` step, unit-tested without a browser, and a
+``plot_*(record)`` renderer that turns it into a :class:`plotly.graph_objects.Figure`
+(the split ``optuna/visualization`` uses). The static report and the dashboard share the
+info functions. Non-finite values (NaN, ±inf) are never plotted, only counted; a study
+with nothing to plot gives a figure that says so instead of raising.
+
+Example:
+    >>> from studies.records import StudyRecord, TrialRecord
+    >>> record = StudyRecord("demo", "minimize", "val_loss", None, [
+    ...     TrialRecord(0, "COMPLETE", {"train/lr": 0.01}, 0.9, {1: 1.2, 2: 0.9}),
+    ...     TrialRecord(1, "COMPLETE", {"train/lr": 0.1}, 1.1, {1: 1.3, 2: 1.1}),
+    ... ])
+    >>> [value for _, value in get_history_info(record).best_so_far]
+    [0.9, 0.9]
+    >>> fig = plot_history(record)  # a plotly.graph_objects.Figure
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+
+from studies.records import StudyRecord, TrialRecord
+
+STATE_COLORS = {
+    "COMPLETE": "#2563eb",
+    "PRUNED": "#f59e0b",
+    "FAIL": "#dc2626",
+    "RUNNING": "#10b981",
+    "WAITING": "#9ca3af",
+}
+STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+MISSING_LABEL = "(missing)"
+_FONT = "Inter, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
+_MISSING = object()
+
+
+# ---------------------------------------------------------------------------- helpers
+
+
+def is_finite(value: Any) -> bool:
+    """Whether ``value`` is a real number (not a bool) that is neither NaN nor ±inf."""
+    real = isinstance(value, numbers.Real) and not isinstance(value, bool)
+    return real and math.isfinite(value)
+
+
+def format_value(value: Any) -> str:
+    """A short display string: ``"—"`` for None, 6 significant digits for floats.
+
+    Example:
+        >>> format_value(0.000123456789), format_value(None), format_value(True)
+        ('0.000123457', '—', 'True')
+    """
+    if value is None:
+        return "—"
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return str(int(value))
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        return f"{float(value):.6g}"
+    return str(value)
+
+
+def _check_direction(record: StudyRecord) -> bool:
+    """True for maximize; raises on anything but the two known directions."""
+    if record.direction not in ("maximize", "minimize"):
+        raise ValueError(
+            f"Study {record.name!r} has direction {record.direction!r}; "
+            "expected 'maximize' or 'minimize'."
+        )
+    return record.direction == "maximize"
+
+
+def _hover(trial: TrialRecord, rows: list[tuple[str, Any]]) -> str:
+    """Hover text (plotly's HTML subset) naming the trial, ``rows`` and its params."""
+    head = f"<b>Trial {trial.number}</b> · {trial.state.lower()}"
+    items = [*rows, *sorted(trial.params.items())]
+    lines = [f"{html.escape(str(k))}: {html.escape(format_value(v))}" for k, v in items]
+    return "<br>".join([head, *lines])
+
+
+def _style(fig: go.Figure, title: str, subtitle: str, x: str = "", y: str = "") -> go.Figure:
+    """Apply the shared look: template, font, titles and axis labels (all escaped)."""
+    fig.update_layout(
+        template="plotly_white",
+        font={"family": _FONT, "size": 13, "color": "#1f2937"},
+        title={
+            "text": f"<b>{html.escape(title)}</b>",
+            "subtitle": {"text": html.escape(subtitle), "font": {"color": "#6b7280"}},
+            "x": 0.01,
+            "xanchor": "left",
+        },
+        margin={"l": 70, "r": 30, "t": 90, "b": 60},
+        height=460,
+        hoverlabel={"font": {"family": _FONT}, "align": "left"},
+        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "xanchor": "right", "x": 1},
+    )
+    fig.update_xaxes(title_text=html.escape(x), zeroline=False)
+    fig.update_yaxes(title_text=html.escape(y), zeroline=False)
+    return fig
+
+
+def _message(fig: go.Figure, text: str) -> go.Figure:
+    """Write ``text`` across an otherwise empty figure, axes hidden."""
+    fig.add_annotation(
+        text=html.escape(text),
+        xref="paper",
+        yref="paper",
+        x=0.5,
+        y=0.5,
+        showarrow=False,
+        font={"size": 14, "color": "#6b7280"},
+    )
+    fig.update_xaxes(visible=False)
+    fig.update_yaxes(visible=False)
+    return fig
+
+
+def _subtitle(record: StudyRecord, what: str, hidden: dict[str, int]) -> str:
+    """``"study · what"``, then how many of what kinds are not shown, if any."""
+    notes = [f"{n} {kind}" for kind, n in hidden.items() if n]
+    return " · ".join([record.name, what, *(["not shown: " + ", ".join(notes)] if notes else [])])
+
+
+# -------------------------------------------------------------- optimization history
+
+
+@dataclass(frozen=True)
+class HistoryPoint:
+    """One plotted value of the optimization history."""
+
+    number: int
+    state: str
+    value: float
+    trial: TrialRecord
+
+
+@dataclass(frozen=True)
+class HistoryInfo:
+    """Data of :func:`plot_history`.
+
+    Attributes:
+        objective, direction: As in the record.
+        complete: Complete trials with a finite value, by number.
+        pruned: Pruned trials at their last reported intermediate value, if finite.
+        best_so_far: ``(number, best value up to it)`` at each point of ``complete``.
+        best: The best point of ``complete`` (the first reached on ties), or None.
+        counts: Number of trials per state.
+        n_skipped: Finished, not failed trials without a finite value to plot.
+    """
+
+    objective: str
+    direction: str
+    complete: list[HistoryPoint]
+    pruned: list[HistoryPoint]
+    best_so_far: list[tuple[int, float]]
+    best: HistoryPoint | None
+    counts: dict[str, int]
+    n_skipped: int
+
+
+def _last_intermediate(trial: TrialRecord) -> Any:
+    return trial.intermediate[max(trial.intermediate)] if trial.intermediate else None
+
+
+def get_history_info(record: StudyRecord) -> HistoryInfo:
+    """Values of the finished trials and the best value so far, honouring direction."""
+    maximize = _check_direction(record)
+    complete, pruned, counts, skipped = [], [], {}, 0
+    for t in sorted(record.trials, key=lambda t: t.number):
+        counts[t.state] = counts.get(t.state, 0) + 1
+        if t.state not in ("COMPLETE", "PRUNED"):
+            continue
+        value = t.value if t.state == "COMPLETE" else _last_intermediate(t)
+        if not is_finite(value):
+            skipped += 1
+            continue
+        point = HistoryPoint(t.number, t.state, float(value), t)
+        (complete if t.state == "COMPLETE" else pruned).append(point)
+    best: HistoryPoint | None = None
+    best_so_far = []
+    for p in complete:
+        if best is None or (p.value > best.value if maximize else p.value < best.value):
+            best = p
+        best_so_far.append((p.number, best.value))
+    return HistoryInfo(
+        record.objective, record.direction, complete, pruned, best_so_far, best, counts, skipped
+    )
+
+
+def _points_trace(points: list[HistoryPoint], name: str, objective: str, **marker) -> go.Scatter:
+    label = objective if name == "complete" else f"last reported {objective}"
+    return go.Scatter(
+        x=[p.number for p in points],
+        y=[p.value for p in points],
+        mode="markers",
+        name=name,
+        marker=marker,
+        text=[_hover(p.trial, [(label, p.value)]) for p in points],
+        hoverinfo="text",
+    )
+
+
+def plot_history(record: StudyRecord) -> go.Figure:
+    """Objective value of every finished trial by trial number, with the best so far.
+
+    Complete trials are dots, pruned trials crosses at their last reported value; the
+    step line is the best complete value so far. Failed trials are counted, not plotted.
+    """
+    info = get_history_info(record)
+    hidden = {"failed": info.counts.get("FAIL", 0), "without a finite value": info.n_skipped}
+    subtitle = _subtitle(record, f"{info.objective} ({info.direction})", hidden)
+    fig = _style(go.Figure(), "Optimization history", subtitle, "Trial", info.objective)
+    if not info.complete and not info.pruned:
+        return _message(fig, f"No finished trial with a finite {info.objective} yet.")
+    if info.best_so_far:
+        fig.add_trace(
+            go.Scatter(
+                x=[n for n, _ in info.best_so_far],
+                y=[v for _, v in info.best_so_far],
+                mode="lines",
+                line={"shape": "hv", "color": "#111827", "width": 2},
+                name="best so far",
+                hoverinfo="skip",
+            )
+        )
+    complete = {
+        "color": STATE_COLORS["COMPLETE"],
+        "size": 9,
+        "line": {"color": "white", "width": 1},
+    }
+    pruned = {
+        "color": STATE_COLORS["PRUNED"],
+        "size": 9,
+        "symbol": "x-thin",
+        "line": {"color": STATE_COLORS["PRUNED"], "width": 2},
+    }
+    fig.add_trace(_points_trace(info.complete, "complete", info.objective, **complete))
+    fig.add_trace(_points_trace(info.pruned, "pruned", info.objective, **pruned))
+    return fig
+
+
+# ------------------------------------------------------------- parallel coordinates
+
+
+@dataclass(frozen=True)
+class ParallelAxis:
+    """One axis of the parallel-coordinate plot.
+
+    Attributes:
+        label: Param name, or the objective's name for the last axis.
+        kind: ``"linear"``, ``"log"`` (values are log10) or ``"categorical"`` (values
+            are indices into ``ticktext``).
+        values: Position of each trial on the axis, in the order of ``numbers``.
+        tickvals, ticktext: Explicit ticks, or None to let plotly choose.
+        range: Explicit ``(low, high)`` of the axis, or None.
+    """
+
+    label: str
+    kind: str
+    values: list[float]
+    tickvals: list[float] | None = None
+    ticktext: list[str] | None = None
+    range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class ParallelInfo:
+    """Data of :func:`plot_parallel_coordinates`.
+
+    Attributes:
+        objective, direction: As in the record.
+        numbers: Numbers of the plotted trials (complete, with a finite value).
+        axes: One axis per param (sorted by name), then the objective's.
+        n_skipped: Complete trials left out because their value is not finite.
+    """
+
+    objective: str
+    direction: str
+    numbers: list[int]
+    axes: list[ParallelAxis]
+    n_skipped: int
+
+
+def _decade_label(k: int) -> str:
+    return f"{10.0**k:g}" if -3 <= k <= 3 else f"1e{k}"
+
+
+def _numeric_axis(label: str, raw: list[Any]) -> ParallelAxis:
+    """A linear or (over more than two decades of positive values) log10 axis."""
+    nums = [float(v) for v in raw if v is not _MISSING]
+    lo, hi = min(nums), max(nums)
+    log = lo > 0 and hi > 100 * lo
+    encode = math.log10 if log else float
+    if log:
+        decades = range(math.floor(math.log10(lo)), math.ceil(math.log10(hi)) + 1)
+        ticks, text = [float(k) for k in decades], [_decade_label(k) for k in decades]
+    else:
+        distinct = sorted(set(nums))
+        ticks = distinct if len(distinct) <= 6 else [lo + (hi - lo) * i / 4 for i in range(5)]
+        text = [format_value(v) for v in ticks]
+    low, high, kind = ticks[0], ticks[-1], "log" if log else "linear"
+    if len(nums) == len(raw):
+        values = [encode(v) for v in nums]
+        if log:
+            return ParallelAxis(label, kind, values, ticks, text, (low, high))
+        return ParallelAxis(label, kind, values)
+    pos = low - 0.2 * ((high - low) or 1.0)
+    values = [pos if v is _MISSING else encode(float(v)) for v in raw]
+    return ParallelAxis(label, kind, values, [pos, *ticks], [MISSING_LABEL, *text], (pos, high))
+
+
+def _category_key(value: Any) -> tuple[int, float, str]:
+    return (0, float(value), "") if is_finite(value) else (1, 0.0, str(value))
+
+
+def _categorical_axis(label: str, raw: list[Any]) -> ParallelAxis:
+    """Categories (str, bool, None, mixed) at integer positions, missing ones last."""
+    present = sorted((v for v in raw if v is not _MISSING), key=_category_key)
+    labels = list(dict.fromkeys(str(v) for v in present))
+    if len(present) < len(raw):
+        labels.append(MISSING_LABEL)
+    index = {text: i for i, text in enumerate(labels)}
+    values = [float(index[MISSING_LABEL if v is _MISSING else str(v)]) for v in raw]
+    ticks = [float(i) for i in range(len(labels))]
+    span = (0.0, float(max(len(labels) - 1, 1)))
+    return ParallelAxis(label, "categorical", values, ticks, labels, span)
+
+
+def get_parallel_info(record: StudyRecord) -> ParallelInfo:
+    """One axis per param over the complete trials with a finite value, objective last.
+
+    A param is numeric when every value it takes is a finite real number (bools count
+    as categories); trials that lack a param sit at a ``(missing)`` tick of its axis.
+    """
+    _check_direction(record)
+    done = [t for t in record.trials if t.state == "COMPLETE"]
+    kept = sorted((t for t in done if is_finite(t.value)), key=lambda t: t.number)
+    names = sorted({name for t in kept for name in t.params})
+    axes = []
+    for name in names:
+        raw = [t.params.get(name, _MISSING) for t in kept]
+        numeric = all(is_finite(v) for v in raw if v is not _MISSING)
+        axes.append(_numeric_axis(name, raw) if numeric else _categorical_axis(name, raw))
+    if kept:
+        axes.append(ParallelAxis(record.objective, "linear", [float(t.value) for t in kept]))
+    numbers = [t.number for t in kept]
+    return ParallelInfo(record.objective, record.direction, numbers, axes, len(done) - len(kept))
+
+
+def plot_parallel_coordinates(record: StudyRecord) -> go.Figure:
+    """Params of the complete trials against the objective, coloured by the objective.
+
+    Log-scale params get a log10 axis labelled in decades; categorical ones integer
+    positions labelled with their categories. The best colour is always the bright end.
+    """
+    info = get_parallel_info(record)
+    hidden = {"complete without a finite value": info.n_skipped}
+    subtitle = _subtitle(record, f"{info.objective} ({info.direction})", hidden)
+    fig = _style(go.Figure(), "Parallel coordinates", subtitle)
+    if not info.numbers:
+        return _message(fig, f"No complete trial with a finite {info.objective} yet.")
+    dims = []
+    for axis in info.axes:
+        dim: dict[str, Any] = {"label": html.escape(axis.label), "values": axis.values}
+        if axis.tickvals is not None:
+            dim["tickvals"] = axis.tickvals
+            dim["ticktext"] = axis.ticktext  # drawn as plain text: no escaping
+        if axis.range is not None:
+            dim["range"] = list(axis.range)
+        dims.append(dim)
+    line = {
+        "color": info.axes[-1].values,
+        "colorscale": "Viridis",
+        "reversescale": info.direction == "minimize",
+        "showscale": True,
+        "colorbar": {"title": {"text": html.escape(info.objective)}, "thickness": 14, "x": 1.04},
+    }
+    fig.add_trace(go.Parcoords(dimensions=dims, line=line, labelangle=-20, labelside="top"))
+    fig.update_layout(margin={"l": 80, "r": 110, "t": 150, "b": 40})
+    return fig
+
+
+# ------------------------------------------------------------------ learning curves
+
+
+@dataclass(frozen=True)
+class Curve:
+    """The finite points of one trial's metric, by epoch."""
+
+    number: int
+    state: str
+    epochs: list[int]
+    values: list[float]
+    trial: TrialRecord
+
+
+@dataclass(frozen=True)
+class CurvesInfo:
+    """Data of :func:`plot_learning_curves`.
+
+    Attributes:
+        metric: Name of the plotted metric (the objective's when none was asked for).
+        curves: One curve per trial that reported a finite point, by number.
+        best_number: Number of the best complete trial, or None.
+        available: Every metric name some trial reported, sorted.
+        n_skipped: Points left out because their value is not finite.
+    """
+
+    metric: str
+    curves: list[Curve]
+    best_number: int | None
+    available: list[str]
+    n_skipped: int
+
+
+def _series(trial: TrialRecord, metric: str | None) -> dict[int, Any]:
+    if metric is None:
+        return dict(trial.intermediate)
+    return dict(trial.metrics.get(metric, []))  # a later report of an epoch wins
+
+
+def get_curves_info(record: StudyRecord, metric: str | None = None) -> CurvesInfo:
+    """Per-epoch points of ``metric`` (None: the reported objective) for every trial.
+
+    Example:
+        >>> from studies.records import StudyRecord, TrialRecord
+        >>> t = TrialRecord(0, "PRUNED", {}, None, {1: 0.4, 2: float("nan")})
+        >>> get_curves_info(StudyRecord("s", "maximize", "acc", None, [t])).curves[0].epochs
+        [1]
+    """
+    best = get_history_info(record).best
+    curves, skipped = [], 0
+    for t in sorted(record.trials, key=lambda t: t.number):
+        points = sorted(_series(t, metric).items())
+        finite = [(e, float(v)) for e, v in points if is_finite(v)]
+        skipped += len(points) - len(finite)
+        if finite:
+            epochs, values = [e for e, _ in finite], [v for _, v in finite]
+            curves.append(Curve(t.number, t.state, epochs, values, t))
+    available = sorted({name for t in record.trials for name in t.metrics})
+    name = record.objective if metric is None else metric
+    return CurvesInfo(name, curves, best.number if best else None, available, skipped)
+
+
+_CURVE_DASH = {"PRUNED": "dash", "FAIL": "dot"}
+
+
+def _curve_trace(curve: Curve, metric: str, shown: set[str], best: bool) -> go.Scatter:
+    state = curve.state
+    rows = [[("epoch", e), (metric, v)] for e, v in zip(curve.epochs, curve.values, strict=True)]
+    color = STATE_COLORS.get(state, "#6b7280")
+    end = {
+        "size": [0] * (len(curve.epochs) - 1) + [9],
+        "symbol": "x-thin",
+        "line": {"width": 2, "color": color},
+    }
+    trace = go.Scatter(
+        x=curve.epochs,
+        y=curve.values,
+        mode="lines+markers" if state == "PRUNED" or len(curve.epochs) == 1 else "lines",
+        name=f"best (trial {curve.number})" if best else state.lower(),
+        legendgroup="best" if best else state,
+        showlegend=best or state not in shown,
+        line={
+            "color": "#111827" if best else color,
+            "width": 3 if best else 1.5,
+            "dash": _CURVE_DASH.get(state, "solid"),
+        },
+        marker=end if state == "PRUNED" else {"size": 6, "color": color},
+        opacity=1.0 if best else 0.45 if state == "COMPLETE" else 0.85,
+        text=[_hover(curve.trial, r) for r in rows],
+        hoverinfo="text",
+    )
+    shown.add("best" if best else state)
+    return trace
+
+
+def plot_learning_curves(record: StudyRecord, metric: str | None = None) -> go.Figure:
+    """One line per trial of ``metric`` (None: the objective) by epoch.
+
+    Lines are coloured and dashed by state; a pruned trial's line ends in a cross where
+    it was stopped, and the best complete trial is drawn on top in black.
+    """
+    info = get_curves_info(record, metric)
+    subtitle = _subtitle(record, f"{info.metric} per epoch", {"non-finite points": info.n_skipped})
+    fig = _style(go.Figure(), "Learning curves", subtitle, "Epoch", info.metric)
+    if not info.curves:
+        if metric is None:
+            return _message(fig, f"No trial reported a finite {info.metric} yet.")
+        names = ", ".join(info.available) or "none"
+        return _message(fig, f"No trial reported a finite {metric!r}; metrics: {names}.")
+    shown: set[str] = set()
+    # Complete trials below the others, the best one on top of all.
+    order = sorted(
+        info.curves, key=lambda c: (c.number == info.best_number, c.state != "COMPLETE")
+    )
+    for curve in order:
+        fig.add_trace(_curve_trace(curve, info.metric, shown, curve.number == info.best_number))
+    return fig

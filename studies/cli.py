@@ -1,0 +1,260 @@
+"""The ``archtune`` command line.
+
+Example:
+    $ archtune demo
+    $ archtune run examples/digits_resnet.py --trials 20 --storage sqlite:///archtune.db
+    $ archtune ls
+    $ archtune show digits-resnet
+    $ archtune report digits-resnet -o report.html
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from collections.abc import Sequence
+
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy.engine import make_url
+
+from studies.storage import DEFAULT_STORAGE, StorageError, open_storage
+
+
+class _Out:
+    """Standard output, resolved at each print (tests and pipes swap sys.stdout).
+
+    Piped output is not wrapped at 80 columns: tables stay one row per trial.
+    """
+
+    def __getattr__(self, name: str):
+        width = None if sys.stdout.isatty() else 200
+        return getattr(Console(file=sys.stdout, width=width), name)
+
+
+_out = _Out()
+_err = Console(stderr=True, soft_wrap=True)
+
+
+def _storage_arg(p: argparse.ArgumentParser, default: str | None = DEFAULT_STORAGE) -> None:
+    p.add_argument(
+        "--storage",
+        default=default,
+        metavar="URL",
+        help=f"database URL (default: {default or 'from the study file'})",
+    )
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="archtune", description="Neural-architecture and hyperparameter search on Ray Tune."
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="run a small real study on the bundled digits data")
+    _storage_arg(p)
+    p.add_argument("--trials", type=int, default=12, help="trials to run (default 12)")
+    p.add_argument("--epochs", type=int, default=4, help="epochs of a full trial (default 4)")
+    p.add_argument("--address", default=None, help="Ray address (default: start Ray locally)")
+
+    p = sub.add_parser("run", help="run the experiment a study file defines")
+    p.add_argument("study_file", help="a .py file that defines an Experiment")
+    p.add_argument("--name", default=None, help="which experiment, if the file has several")
+    p.add_argument("--trials", type=int, default=None, help="override the trial count")
+    p.add_argument("--address", default=None, help="auto | ray://HOST:10001 (default: local)")
+    _storage_arg(p, default=None)
+
+    p = sub.add_parser("resume", help="continue an interrupted study")
+    p.add_argument("name")
+    p.add_argument("--trials", type=int, default=None, help="run this many more instead")
+    p.add_argument("--address", default=None, help="auto | ray://HOST:10001 (default: local)")
+    _storage_arg(p)
+
+    p = sub.add_parser("ls", help="list the studies in a database")
+    _storage_arg(p)
+
+    p = sub.add_parser("show", help="show a study's trials and best configuration")
+    p.add_argument("name")
+    _storage_arg(p)
+
+    p = sub.add_parser("report", help="write a static HTML report of a study")
+    p.add_argument("name")
+    p.add_argument("-o", "--output", default=None, help="HTML file (default NAME.html)")
+    _storage_arg(p)
+    return parser
+
+
+def _report_path(storage_url: str, name: str) -> str:
+    url = make_url(storage_url)
+    base = "."
+    if url.get_backend_name() == "sqlite" and url.database:
+        base = os.path.dirname(os.path.abspath(url.database))
+    return os.path.join(base, f"{name}.html")
+
+
+def _write_report(storage_url: str, name: str, path: str | None = None) -> str:
+    from dashboard import write_report
+    from studies.records import load_study_record
+
+    record = load_study_record(open_storage(storage_url), name)
+    return str(write_report(record, path or _report_path(storage_url, name)))
+
+
+def _print_best(study_name: str, storage_url: str) -> None:
+    from studies.study import Study
+
+    study = Study.load(study_name, storage_url)
+    best = study.best_trial
+    if best is None:
+        _out.print(f"No trial of {study_name!r} completed yet.")
+        return
+    _out.print(
+        f"Best trial #{best.number}: {study.objective} = [bold]{best.value:.4f}[/bold] "
+        f"({study.direction})"
+    )
+    _out.print_json(json.dumps(study.best_config()))
+
+
+def _finish_run(study_name: str, storage_url: str) -> None:
+    _print_best(study_name, storage_url)
+    _out.print(f"Report: {_write_report(storage_url, study_name)}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from studies.demo import demo_experiment
+
+    exp = demo_experiment(epochs=args.epochs, num_trials=args.trials, storage=args.storage)
+    controller = getattr(exp.controller, "archtune_name", exp.controller)
+    _out.print(
+        f"archtune demo: {exp.num_trials} trials of a ResNet space on digits, "
+        f"{exp.trainer.max_epochs} epochs each, {controller} + {exp.scheduler} on Ray Tune, "
+        f"recorded in {exp.storage}"
+    )
+    exp.run(address=args.address)
+    _finish_run(exp.name, exp.storage)
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from studies.experiment import load_experiment
+
+    exp = load_experiment(args.study_file, args.name)
+    exp = exp.with_overrides(num_trials=args.trials, storage=args.storage)
+    exp.run(address=args.address)
+    _finish_run(exp.name, exp.storage)
+
+
+def cmd_resume(args: argparse.Namespace) -> None:
+    from studies.study import Study
+
+    started = Study.load(args.name, args.storage).resume(args.trials, address=args.address)
+    if started == 0:
+        _out.print(f"Study {args.name!r} has run all its trials; use --trials N to run more.")
+    _finish_run(args.name, args.storage)
+
+
+def _fmt(v: float | None) -> str:
+    return "-" if v is None else ("nan" if math.isnan(v) else f"{v:.4f}")
+
+
+def cmd_ls(args: argparse.Namespace) -> None:
+    from studies.records import list_studies
+
+    table = Table(
+        "study", "objective", "trials", "complete", "pruned", "failed", "best", "started (UTC)"
+    )
+    for s in list_studies(open_storage(args.storage)):
+        table.add_row(
+            s.name,
+            f"{s.objective} ({s.direction[:3]})",
+            str(s.n_trials),
+            str(s.states.get("COMPLETE", 0)),
+            str(s.states.get("PRUNED", 0)),
+            str(s.states.get("FAIL", 0)),
+            _fmt(s.best_value),
+            s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-",
+        )
+    if table.row_count == 0:
+        _out.print(f"No studies in {args.storage}.")
+    else:
+        _out.print(table)
+
+
+def cmd_show(args: argparse.Namespace) -> None:
+    from studies.records import load_study_record
+
+    record = load_study_record(open_storage(args.storage), args.name)
+    names = sorted({k for t in record.trials for k in t.params})
+    table = Table(
+        "#",
+        "state",
+        record.objective,
+        "epochs",
+        "seconds",
+        *names,
+        "error",
+        title=f"{record.name}: {record.objective} ({record.direction})",
+    )
+    for t in record.trials:
+        table.add_row(
+            str(t.number),
+            t.state,
+            _fmt(t.value),
+            str(max(t.intermediate, default=0)),
+            "-" if t.duration_s is None else f"{t.duration_s:.1f}",
+            *[_param(t.params.get(n)) for n in names],
+            t.error or "",
+        )
+    _out.print(table)
+    _print_best(args.name, args.storage)
+
+
+def _param(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return "-" if v is None else str(v)
+
+
+def cmd_report(args: argparse.Namespace) -> None:
+    _out.print(f"Report: {_write_report(args.storage, args.name, args.output)}")
+
+
+COMMANDS = {
+    "demo": cmd_demo,
+    "run": cmd_run,
+    "resume": cmd_resume,
+    "ls": cmd_ls,
+    "show": cmd_show,
+    "report": cmd_report,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``archtune``; returns the exit status."""
+    import optuna
+
+    from studies.experiment import StudyFileError
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    args = _parser().parse_args(argv)
+    try:
+        COMMANDS[args.command](args)
+    except (ValueError, TypeError, KeyError, StorageError, StudyFileError, ConnectionError) as e:
+        if os.environ.get("ARCHTUNE_DEBUG"):
+            raise
+        message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        _err.print(f"[red]archtune: error:[/red] {message}", highlight=False)
+        return 2
+    except KeyboardInterrupt:
+        _err.print(
+            "archtune: interrupted; finished trials are recorded. "
+            "Continue with `archtune resume NAME`."
+        )
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

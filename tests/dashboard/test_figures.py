@@ -1,0 +1,275 @@
+"""Tests of the figure data functions and renderers (no browser, no database)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import plotly.graph_objects as go
+import pytest
+
+from dashboard import (
+    get_curves_info,
+    get_history_info,
+    get_parallel_info,
+    plot_history,
+    plot_learning_curves,
+    plot_parallel_coordinates,
+)
+from dashboard.figures import MISSING_LABEL, format_value
+from studies.records import StudyRecord, TrialRecord
+
+NAN, INF = float("nan"), float("inf")
+PLOTS = [plot_history, plot_parallel_coordinates, plot_learning_curves]
+
+
+def trial(number: int, state: str = "COMPLETE", value: float | None = None, **kw: Any):
+    kw.setdefault("params", {"x": number})
+    return TrialRecord(number=number, state=state, value=value, **kw)
+
+
+def study(trials: list[TrialRecord], direction: str = "maximize") -> StudyRecord:
+    return StudyRecord("s", direction, "val_acc", None, trials)
+
+
+@pytest.fixture
+def mixed() -> StudyRecord:
+    """A maximize study with every state, NaN and inf, given out of order."""
+    trials = [
+        trial(8, value=0.9, intermediate={1: 0.6, 2: 0.8, 3: 0.9}),
+        trial(0, value=0.5, intermediate={1: 0.3, 2: 0.4, 3: 0.5}),
+        trial(1, "PRUNED", intermediate={1: 0.2, 2: 0.25}),
+        trial(2, value=0.7, intermediate={1: 0.4, 2: 0.6, 3: 0.7}),
+        trial(3, "FAIL", intermediate={1: 0.1}, error="boom"),
+        trial(4, value=0.6, intermediate={1: 0.5, 2: 0.55, 3: 0.6}),
+        trial(5, "RUNNING", intermediate={1: 0.45}),
+        trial(6, value=NAN, intermediate={1: NAN, 2: 0.3, 3: INF}),
+        trial(7, value=INF),
+    ]
+    return study(trials)
+
+
+def by_name(fig: go.Figure, name: str):
+    (trace,) = [t for t in fig.data if t.name == name]
+    return trace
+
+
+# ------------------------------------------------------------------------ history
+
+
+def test_history_maximize(mixed):
+    info = get_history_info(mixed)
+    assert [p.number for p in info.complete] == [0, 2, 4, 8]
+    assert info.best_so_far == [(0, 0.5), (2, 0.7), (4, 0.7), (8, 0.9)]
+    assert [(p.number, p.value) for p in info.pruned] == [(1, 0.25)]
+    assert info.best is not None and info.best.number == 8
+    assert info.counts == {"COMPLETE": 6, "PRUNED": 1, "FAIL": 1, "RUNNING": 1}
+    assert info.n_skipped == 2  # trials 6 (NaN) and 7 (inf)
+
+
+@pytest.mark.parametrize(
+    ("direction", "expected", "best"),
+    [("minimize", [3.0, 1.0, 1.0, 0.5, 0.5], 3), ("maximize", [3.0, 3.0, 3.0, 3.0, 4.0], 4)],
+)
+def test_history_best_so_far_honours_direction(direction, expected, best):
+    values = [3.0, 1.0, 2.0, 0.5, 4.0]
+    info = get_history_info(study([trial(i, value=v) for i, v in enumerate(values)], direction))
+    assert [v for _, v in info.best_so_far] == expected
+    assert info.best is not None and info.best.number == best
+
+
+def test_history_ties_keep_first_best():
+    info = get_history_info(study([trial(0, value=1.0), trial(1, value=1.0)]))
+    assert info.best is not None and info.best.number == 0
+
+
+def test_history_pruned_without_finite_last_value_is_skipped():
+    trials = [trial(0, "PRUNED"), trial(1, "PRUNED", intermediate={1: 0.5, 2: NAN})]
+    info = get_history_info(study(trials))
+    assert info.pruned == [] and info.n_skipped == 2
+
+
+def test_plot_history_places_trials(mixed):
+    fig = plot_history(mixed)
+    complete, pruned, best = (
+        by_name(fig, "complete"),
+        by_name(fig, "pruned"),
+        by_name(fig, "best so far"),
+    )
+    assert list(complete.x) == [0, 2, 4, 8] and list(complete.y) == [0.5, 0.7, 0.6, 0.9]
+    assert list(pruned.x) == [1] and list(pruned.y) == [0.25]
+    assert list(best.y) == [0.5, 0.7, 0.7, 0.9] and best.line.shape == "hv"
+    plotted = {x for t in fig.data for x in t.x}
+    assert plotted.isdisjoint({3, 5, 6, 7})  # failed, running, NaN, inf
+    assert fig.layout.yaxis.title.text == "val_acc"
+    assert "not shown: 1 failed, 2 without a finite value" in fig.layout.title.subtitle.text
+
+
+def test_plot_history_hover_names_trial_and_escapes_params():
+    fig = plot_history(study([trial(3, value=0.5, params={"act": "<b>relu</b>", "lr": 0.01})]))
+    (text,) = by_name(fig, "complete").text
+    assert "Trial 3" in text and "lr: 0.01" in text
+    assert "&lt;b&gt;relu&lt;/b&gt;" in text and "<b>relu" not in text
+
+
+def test_invalid_direction_raises():
+    with pytest.raises(ValueError, match="maximize"):
+        get_history_info(study([trial(0, value=1.0)], direction="max"))
+
+
+# ----------------------------------------------------------- nothing to plot at all
+
+
+@pytest.mark.parametrize(
+    "trials",
+    [
+        [],
+        [trial(0, "FAIL", error="oom"), trial(1, "FAIL")],
+        [trial(0, value=NAN), trial(1, value=-INF)],
+    ],
+    ids=["empty", "only-failed", "only-non-finite"],
+)
+@pytest.mark.parametrize("plot", PLOTS)
+def test_nothing_to_plot_gives_explanatory_figure(plot, trials):
+    fig = plot(study(trials))
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == 0
+    assert any("No " in a.text for a in fig.layout.annotations)
+
+
+# ---------------------------------------------------------- parallel coordinates
+
+
+def axis(info, label):
+    (found,) = [a for a in info.axes if a.label == label]
+    return found
+
+
+def test_parallel_keeps_complete_finite_trials_objective_last(mixed):
+    info = get_parallel_info(mixed)
+    assert info.numbers == [0, 2, 4, 8]
+    assert info.n_skipped == 2
+    assert info.axes[-1].label == "val_acc"
+    assert info.axes[-1].values == [0.5, 0.7, 0.6, 0.9]
+
+
+def test_parallel_categorical_encoding():
+    params = [
+        {"opt": "sgd", "bn": True, "act": None, "k": 10},
+        {"opt": "adam", "bn": False, "act": "relu", "k": "auto"},
+        {"opt": "sgd", "bn": True, "act": "gelu", "k": 2},
+    ]
+    info = get_parallel_info(study([trial(i, value=i, params=p) for i, p in enumerate(params)]))
+    opt, bn, act, k = (axis(info, n) for n in ("opt", "bn", "act", "k"))
+    assert opt.kind == "categorical" and opt.ticktext == ["adam", "sgd"]
+    assert opt.values == [1.0, 0.0, 1.0] and opt.tickvals == [0.0, 1.0]
+    assert bn.kind == "categorical" and bn.ticktext == ["False", "True"]
+    assert bn.values == [1.0, 0.0, 1.0]
+    assert act.ticktext == ["None", "gelu", "relu"] and act.values == [0.0, 2.0, 1.0]
+    assert k.ticktext == ["2", "10", "auto"] and k.values == [1.0, 2.0, 0.0]  # numbers first
+
+
+def test_parallel_log_axis_over_more_than_two_decades():
+    lrs = [1e-4, 3e-3, 5e-2]
+    info = get_parallel_info(
+        study([trial(i, value=i, params={"lr": v}) for i, v in enumerate(lrs)])
+    )
+    lr = axis(info, "lr")
+    assert lr.kind == "log"
+    assert lr.values == pytest.approx([math.log10(v) for v in lrs])
+    assert lr.tickvals == [-4.0, -3.0, -2.0, -1.0]
+    assert lr.ticktext == ["1e-4", "0.001", "0.01", "0.1"]
+    assert lr.range == (-4.0, -1.0)
+
+
+@pytest.mark.parametrize("values", [[0.01, 0.5], [-1e-4, 1e-1], [0.0, 10.0]])
+def test_parallel_linear_axis_when_not_log_scale(values):
+    trials = [trial(i, value=i, params={"lr": v}) for i, v in enumerate(values)]
+    lr = axis(get_parallel_info(study(trials)), "lr")
+    assert lr.kind == "linear" and lr.values == values and lr.tickvals is None
+
+
+def test_parallel_missing_params_get_their_own_tick():
+    trials = [
+        trial(0, value=0.1, params={"depth": 2, "act": "relu"}),
+        trial(1, value=0.2, params={"depth": 8, "width": 64}),
+        trial(2, value=0.3, params={"depth": 4, "width": 128, "act": "gelu"}),
+    ]
+    info = get_parallel_info(study(trials))
+    assert [a.label for a in info.axes] == ["act", "depth", "width", "val_acc"]
+    width = axis(info, "width")
+    assert width.ticktext == [MISSING_LABEL, "64", "128"]
+    assert width.values[0] == width.tickvals[0] == width.range[0] < 64
+    assert width.values[1:] == [64.0, 128.0]
+    act = axis(info, "act")
+    assert act.ticktext == ["gelu", "relu", MISSING_LABEL] and act.values == [1.0, 2.0, 0.0]
+
+
+def test_parallel_non_finite_param_values_become_categories():
+    trials = [trial(0, value=1.0, params={"p": NAN}), trial(1, value=2.0, params={"p": 1.5})]
+    p = axis(get_parallel_info(study(trials)), "p")
+    assert p.kind == "categorical" and p.ticktext == ["1.5", "nan"]
+
+
+def test_plot_parallel_coordinates_dimensions_and_colour():
+    trials = [
+        trial(0, value=0.3, params={"opt": "<script>", "lr": 1e-4}),
+        trial(1, value=0.1, params={"opt": "sgd", "lr": 1e-1}),
+    ]
+    fig = plot_parallel_coordinates(study(trials, direction="minimize"))
+    (pc,) = fig.data
+    assert [d.label for d in pc.dimensions] == ["lr", "opt", "val_acc"]
+    assert pc.dimensions[1].ticktext == ("<script>", "sgd")  # plotly draws ticks as plain text
+    assert list(pc.dimensions[0].ticktext) == ["1e-4", "0.001", "0.01", "0.1"]
+    assert list(pc.line.color) == [0.3, 0.1] and pc.line.reversescale is True
+
+
+# ---------------------------------------------------------------- learning curves
+
+
+def test_curves_objective(mixed):
+    info = get_curves_info(mixed)
+    curves = {c.number: c for c in info.curves}
+    assert set(curves) == {0, 1, 2, 3, 4, 5, 6, 8}  # 7 never reported
+    assert curves[1].state == "PRUNED" and len(curves[1].epochs) < len(curves[0].epochs)
+    assert curves[3].state == "FAIL" and curves[3].epochs == [1]
+    assert curves[6].epochs == [2] and curves[6].values == [0.3]  # NaN and inf left out
+    assert info.n_skipped == 2
+    assert info.metric == "val_acc" and info.best_number == 8
+
+
+def test_curves_other_metric():
+    metrics = {"val_loss": [(2, 0.9), (1, 1.2), (2, 0.8), (3, NAN)], "lr": [(1, 0.1)]}
+    t = trial(0, value=0.5, intermediate={1: 0.4}, metrics=metrics)
+    info = get_curves_info(study([t, trial(1, value=0.6)]), metric="val_loss")
+    (curve,) = info.curves
+    assert curve.epochs == [1, 2] and curve.values == [1.2, 0.8]  # sorted; a re-report wins
+    assert info.metric == "val_loss" and info.available == ["lr", "val_loss"]
+
+
+def test_plot_curves_unknown_metric_lists_available(mixed):
+    mixed.trials[0].metrics["val_loss"] = [(1, 1.0)]
+    fig = plot_learning_curves(mixed, metric="train_acc")
+    assert len(fig.data) == 0
+    assert "val_loss" in fig.layout.annotations[0].text
+
+
+def test_plot_curves_styles(mixed):
+    fig = plot_learning_curves(mixed)
+    traces = {t.text[0].split("</b>")[0]: t for t in fig.data}
+    pruned = traces["<b>Trial 1"]
+    assert pruned.line.dash == "dash" and list(pruned.marker.size) == [0, 9]
+    assert traces["<b>Trial 0"].line.dash == "solid"
+    assert fig.data[-1].name == "best (trial 8)"  # drawn on top
+    legend = [t.name for t in fig.data if t.showlegend]
+    assert sorted(legend) == ["best (trial 8)", "complete", "fail", "pruned", "running"]
+    assert fig.layout.xaxis.title.text == "Epoch" and fig.layout.yaxis.title.text == "val_acc"
+    assert all(math.isfinite(y) for t in fig.data for y in t.y)
+
+
+def test_format_value():
+    assert format_value(None) == "—"
+    assert format_value(True) == "True"
+    assert format_value(3) == "3"
+    assert format_value(0.1 + 0.2) == "0.3"
+    assert format_value(NAN) == "nan"

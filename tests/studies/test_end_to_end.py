@@ -1,0 +1,122 @@
+"""Studies through real Ray Tune into a real SQLite file, checked with Optuna's own API."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from spaces import Categorical, Float, Int, ResNetSpace, SearchSpace, TrainingSpace
+from studies import Study, load_study_record, open_storage
+from studies.records import ATTR_ERROR, ATTR_TRACEBACK
+from tests.studies.toy import FlakyClassifier, ToyTrainer
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
+
+
+def _digits_space() -> SearchSpace:
+    return SearchSpace(
+        {
+            "model": ResNetSpace(stages=2, depth=Int(1, 2), width=Categorical([8, 16])),
+            "train": TrainingSpace(lr=Float(1e-3, 1e-2, log=True)),
+        }
+    )
+
+
+def test_digits_study_records_every_trial(db_url: str, tmp_path) -> None:
+    study = Study.create("e2e", _digits_space(), objective="val_acc", storage=db_url)
+    wanted = [
+        {"model/depth": 1, "model/width": 16, "train/lr": 0.005},
+        {"model/depth": 2, "model/width": 8, "train/lr": 0.005},  # raises after epoch 1
+        {"model/depth": 1, "model/width": 16, "train/lr": 0.002},
+    ]
+    for params in wanted:
+        study.optuna.enqueue_trial(params)
+    study.run(
+        FlakyClassifier(dataset="digits", epochs=2),
+        controller="random",
+        num_trials=4,
+        max_concurrent=2,
+        scheduler="fifo",
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+
+    loaded = optuna.load_study(study_name="e2e", storage=db_url)
+    trials = loaded.trials
+    assert len(trials) == 4
+    for t, params in zip(trials, wanted, strict=False):
+        assert t.params == pytest.approx(params)
+    failed = trials[1]
+    assert failed.state == TrialState.FAIL
+    assert failed.user_attrs[ATTR_ERROR] == "RuntimeError: width 8 is cursed"
+    assert 'toy.py", line' in failed.user_attrs[ATTR_TRACEBACK]
+    assert "\x1b[" not in failed.user_attrs[ATTR_TRACEBACK], "terminal colours are stripped"
+    assert failed.intermediate_values == {1: 0.1}
+    ok = [t for t in trials if t.params["model/width"] == 16]
+    assert ok and all(t.state == TrialState.COMPLETE for t in ok)
+    for t in ok:
+        assert sorted(t.intermediate_values) == [1, 2]
+        assert t.value == pytest.approx(t.intermediate_values[2])
+        assert t.value > 0.5
+    record = load_study_record(open_storage(db_url), "e2e")
+    for t in record.trials:
+        if t.state == "COMPLETE":
+            for name in ("val_loss", "train_loss", "train_acc", "seconds", "samples_per_s", "lr"):
+                assert [s for s, _ in t.metrics[name]] == [1, 2], name
+    assert study.best_trial is not None and study.best_trial.state == TrialState.COMPLETE
+    assert study.best_config()["model"]["width"] == 16
+
+
+def test_asha_stopped_trials_are_pruned_not_complete(db_url: str, tmp_path) -> None:
+    study = Study.create(
+        "asha", SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
+    )
+    for x in (0.9, 0.1, 0.2, 0.95):
+        study.optuna.enqueue_trial({"x": x})
+    study.run(
+        ToyTrainer(epochs=4),
+        controller="random",
+        num_trials=4,
+        max_concurrent=1,
+        scheduler="asha",
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    trials = optuna.load_study(study_name="asha", storage=db_url).trials
+    by_x = {round(t.params["x"], 2): t for t in trials}
+    assert by_x[0.9].state == TrialState.COMPLETE
+    assert by_x[0.1].state == TrialState.PRUNED
+    assert by_x[0.1].intermediate_values == {1: 0.1}
+    assert by_x[0.1].value == pytest.approx(0.1), "Optuna keeps the last intermediate value"
+    for t in trials:
+        full = len(t.intermediate_values) == 4
+        assert (t.state == TrialState.COMPLETE) == full
+        assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def test_resume_fails_stale_trials_and_runs_the_rest(db_url: str, tmp_path) -> None:
+    study = Study.create(
+        "resume", SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
+    )
+    study.run(
+        ToyTrainer(epochs=2),
+        controller="random",
+        num_trials=2,
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    # Simulate a driver that died: the run asked for 5 trials, one was left RUNNING.
+    import json
+
+    from studies.records import ATTR_RUN
+
+    run = json.loads(study.optuna.user_attrs[ATTR_RUN])
+    study.optuna.set_user_attr(ATTR_RUN, json.dumps({**run, "num_trials": 5}))
+    study.optuna.ask()
+    again = Study.load("resume", db_url)
+    assert again.resume(progress=False) == 2
+    states = [t.state for t in optuna.load_study(study_name="resume", storage=db_url).trials]
+    assert states.count(TrialState.COMPLETE) == 4
+    assert states[2] == TrialState.FAIL
+    assert len(states) == 5

@@ -1,0 +1,111 @@
+"""The Recorder's rules, driven directly (the Ray adapters only forward to it)."""
+
+from __future__ import annotations
+
+import math
+import re
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from spaces import Categorical, Float, SearchSpace
+from studies.recorder import Recorder
+from studies.records import ATTR_ERROR, ATTR_TRACEBACK, load_study_record
+from studies.storage import open_storage
+
+
+@pytest.fixture
+def recorder(db_url: str) -> Recorder:
+    storage = open_storage(db_url)
+    study = optuna.create_study(
+        study_name="r",
+        storage=storage.optuna,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=0),
+    )
+    space = SearchSpace({"x": Float(0.0, 1.0), "c": Categorical(["a", "b"]), "k": 3})
+    finished: list[optuna.trial.FrozenTrial] = []
+    rec = Recorder(
+        study, storage, space, "acc", max_epochs=3, num_trials=4, on_finish=finished.append
+    )
+    rec.finished = finished  # type: ignore[attr-defined]
+    return rec
+
+
+def _report(rec: Recorder, key: str, epoch: int, acc: float) -> dict:
+    result = {
+        "epoch": epoch,
+        "acc": acc,
+        "loss": 1.0 / epoch,
+        "archtune_keys": ["epoch", "acc", "loss"],
+        "training_iteration": epoch,
+        "time_total_s": 0.1,
+    }
+    rec.result(key, result)
+    return result
+
+
+def test_ask_nests_a_config_and_stops_after_num_trials(recorder: Recorder) -> None:
+    configs = [recorder.ask(f"t{i}") for i in range(5)]
+    assert configs[4] is None
+    for c in configs[:4]:
+        assert 0.0 <= c["x"] <= 1.0 and c["c"] in ("a", "b") and c["k"] == 3
+
+
+def test_full_budget_is_complete_short_is_pruned(recorder: Recorder, db_url: str) -> None:
+    recorder.ask("full")
+    recorder.ask("short")
+    for e in (1, 2):
+        _report(recorder, "full", e, 0.5 + e / 10)
+    last = {"epoch": 3, "acc": 0.9, "loss": 0.1, "archtune_keys": ["epoch", "acc", "loss"]}
+    recorder.complete("full", last)  # the final report arrives only with completion
+    short = _report(recorder, "short", 1, 0.2)
+    recorder.complete("short", short)  # repeated last result must not duplicate rows
+    study = optuna.load_study(study_name="r", storage=db_url)
+    full, pruned = study.trials
+    assert full.state == TrialState.COMPLETE and full.value == pytest.approx(0.9)
+    assert full.intermediate_values == {1: 0.6, 2: 0.7, 3: 0.9}
+    assert pruned.state == TrialState.PRUNED and pruned.intermediate_values == {1: 0.2}
+    assert [t.number for t in recorder.finished] == [0, 1]
+    record = load_study_record(open_storage(db_url), "r")
+    assert record.trials[0].metrics["loss"] == [(1, 1.0), (2, 0.5), (3, 0.1)]
+    assert record.trials[1].metrics["acc"] == [(1, 0.2)]
+    assert "time_total_s" not in record.trials[0].metrics
+
+
+def test_failure_keeps_reason_and_traceback(recorder: Recorder, db_url: str) -> None:
+    recorder.ask("bad")
+    _report(recorder, "bad", 1, 0.3)
+    recorder.fail("bad", "ValueError: boom", traceback="Traceback ...\nValueError: boom")
+    (t,) = optuna.load_study(study_name="r", storage=db_url).trials
+    assert t.state == TrialState.FAIL
+    assert t.user_attrs[ATTR_ERROR] == "ValueError: boom"
+    assert t.user_attrs[ATTR_TRACEBACK].endswith("ValueError: boom")
+    assert t.intermediate_values == {1: 0.3}, "what was reported before the failure is kept"
+
+
+@pytest.mark.parametrize(
+    ("last", "match"),
+    [
+        ({"epoch": 3, "acc": math.nan}, "was nan at epoch 3"),
+        ({"epoch": 3, "loss": 0.1}, "reported no 'acc'"),
+        (None, "reported no 'acc'"),
+    ],
+)
+def test_unusable_final_results_fail(recorder: Recorder, db_url: str, last, match) -> None:
+    recorder.ask("t")
+    recorder.complete("t", last)
+    (t,) = optuna.load_study(study_name="r", storage=db_url).trials
+    assert t.state == TrialState.FAIL
+    assert re.search(match, t.user_attrs[ATTR_ERROR])
+
+
+def test_open_trials_fail_when_the_run_ends(recorder: Recorder, db_url: str) -> None:
+    recorder.ask("a")
+    recorder.ask("b")
+    _report(recorder, "a", 1, 0.4)
+    recorder.fail_open_trials("The run stopped.")
+    states = [t.state for t in optuna.load_study(study_name="r", storage=db_url).trials]
+    assert states == [TrialState.FAIL, TrialState.FAIL]
+    recorder.complete("a", {"epoch": 3, "acc": 0.9})  # late events for told trials are ignored

@@ -1,0 +1,128 @@
+"""ImageClassifier in-process: metrics, learning, resume from a checkpoint, bad input."""
+
+from __future__ import annotations
+
+import pytest
+
+from spaces import Categorical, Float, Int, ResNetSpace, SearchSpace, TrainingSpace
+from trainers import ImageClassifier, LocalSession, load_dataset, trainer_from_json
+
+
+def _space() -> SearchSpace:
+    return SearchSpace(
+        {
+            "model": ResNetSpace(stages=2, depth=Int(1, 2), width=Categorical([8, 16])),
+            "train": TrainingSpace(lr=Float(1e-3, 1e-1, log=True)),
+        }
+    )
+
+
+def _config():
+    return _space().unflatten({"model/depth": 1, "model/width": 8, "train/lr": 3e-3})
+
+
+def test_digits_split_is_stratified_and_normalised() -> None:
+    data = load_dataset("digits", val_fraction=0.2, seed=0)
+    assert data.input_shape == (1, 8, 8) and data.num_classes == 10
+    assert len(data.y_train) + len(data.y_val) == 1797
+    assert set(data.y_val.tolist()) == set(range(10))
+    assert abs(float(data.x_train.mean())) < 1e-4
+
+
+def test_fit_reports_every_epoch_and_learns() -> None:
+    trainer = ImageClassifier(dataset="digits", epochs=3)
+    session = LocalSession()
+    final = trainer.run(_config(), _space(), session)
+    assert [h["epoch"] for h in session.history] == [1, 2, 3]
+    assert set(ImageClassifier.metrics) <= set(session.history[0])
+    assert final["val_acc"] > 0.8, "a small ResNet learns digits to >80% in 3 epochs"
+    assert session.history[-1]["train_loss"] < session.history[0]["train_loss"]
+    assert final["params"] > 0
+
+
+def test_resume_from_checkpoint_continues_where_it_stopped() -> None:
+    full = LocalSession()
+    ImageClassifier(dataset="digits", epochs=3).run(_config(), _space(), full)
+
+    stopped = LocalSession()
+    with pytest.raises(_Stop):  # as if the trial's worker died after epoch 1
+        ImageClassifier(dataset="digits", epochs=3).run(
+            _config(), _space(), _StopAfter(stopped, 1)
+        )
+    resumed = LocalSession()
+    resumed.checkpoint = stopped.checkpoint
+    ImageClassifier(dataset="digits", epochs=3).run(_config(), _space(), resumed)
+    assert [h["epoch"] for h in resumed.history] == [2, 3]
+    assert resumed.history[-1]["val_acc"] == pytest.approx(full.history[-1]["val_acc"], abs=1e-6)
+
+
+class _StopAfter:
+    """A session that stops the run after ``n`` reports."""
+
+    def __init__(self, inner: LocalSession, n: int) -> None:
+        self.inner, self.n = inner, n
+
+    def report(self, metrics, checkpoint=None) -> None:
+        self.inner.report(metrics, checkpoint)
+        if len(self.inner.history) >= self.n:
+            raise _Stop
+
+    def restore(self):
+        return None
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_stop_helper_really_stops() -> None:
+    session = LocalSession()
+    with pytest.raises(_Stop):
+        ImageClassifier(epochs=3).run(_config(), _space(), _StopAfter(session, 1))
+    assert len(session.history) == 1 and session.checkpoint["epoch"] == 1
+
+
+def test_bf16_precision_trains() -> None:
+    space = SearchSpace(
+        {
+            "model": ResNetSpace(stages=1, depth=1, width=8),
+            "train": TrainingSpace(precision="bf16"),
+        }
+    )
+    metrics = ImageClassifier(epochs=1).fit(space.unflatten({}), space)
+    assert 0.0 <= metrics["val_acc"] <= 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"dataset": "imagenet"}, "Unknown dataset"),
+        ({"epochs": 0}, "positive int"),
+        ({"val_fraction": 1.5}, r"\(0, 1\)"),
+        ({"device": "tpu"}, "device must be"),
+    ],
+)
+def test_bad_trainer_arguments(kwargs, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        ImageClassifier(**kwargs)
+
+
+@pytest.mark.parametrize(
+    ("space", "match"),
+    [
+        (SearchSpace({"net": ResNetSpace()}), r"space\['model'\]"),
+        (SearchSpace({"model": ResNetSpace(), "train": {"lr": Float(0.1, 1.0)}}), "TrainingSpace"),
+        (SearchSpace({"model": ResNetSpace(), "extra": Int(1, 2)}), "remove or rename"),
+    ],
+)
+def test_check_space_says_what_is_wrong(space, match) -> None:
+    with pytest.raises(ValueError, match=match):
+        ImageClassifier().check_space(space)
+
+
+def test_spec_round_trip() -> None:
+    trainer = ImageClassifier(dataset="digits", epochs=7, seed=3)
+    again = trainer_from_json(trainer.to_json())
+    assert isinstance(again, ImageClassifier) and again.spec() == trainer.spec()
+    with pytest.raises(ValueError, match="known trainers"):
+        trainer_from_json({"trainer": "nope"})
