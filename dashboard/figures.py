@@ -333,20 +333,33 @@ def _categorical_axis(label: str, raw: list[Any]) -> ParallelAxis:
     return ParallelAxis(label, "categorical", values, ticks, labels, span)
 
 
+def _categorical_paths(space: dict[str, Any] | None, prefix: str = "") -> set[str]:
+    """Paths of the params the space JSON declares categorical (numbers included)."""
+    out: set[str] = set()
+    for name, entry in ((space or {}).get("entries") or {}).items():
+        if entry.get("type") == "space":
+            out |= _categorical_paths(entry, f"{prefix}{name}/")
+        elif entry.get("type") == "categorical":
+            out.add(prefix + name)
+    return out
+
+
 def get_parallel_info(record: StudyRecord) -> ParallelInfo:
     """One axis per param over the complete trials with a finite value, objective last.
 
-    A param is numeric when every value it takes is a finite real number (bools count
-    as categories); trials that lack a param sit at a ``(missing)`` tick of its axis.
+    A param is numeric when the study's space does not declare it categorical and every
+    value it takes is a finite real number (bools count as categories); trials that lack
+    a param sit at a ``(missing)`` tick of its axis.
     """
     _check_direction(record)
     done = [t for t in record.trials if t.state == "COMPLETE"]
     kept = sorted((t for t in done if is_finite(t.value)), key=lambda t: t.number)
     names = sorted({name for t in kept for name in t.params})
+    declared = _categorical_paths(record.space)
     axes = []
     for name in names:
         raw = [t.params.get(name, _MISSING) for t in kept]
-        numeric = all(is_finite(v) for v in raw if v is not _MISSING)
+        numeric = name not in declared and all(is_finite(v) for v in raw if v is not _MISSING)
         axes.append(_numeric_axis(name, raw) if numeric else _categorical_axis(name, raw))
     if kept:
         axes.append(ParallelAxis(record.objective, "linear", [float(t.value) for t in kept]))

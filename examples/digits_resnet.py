@@ -12,16 +12,18 @@ from spaces import Categorical, Float, Int, ResNetSpace, SearchSpace, TrainingSp
 from studies import Experiment
 from trainers import ImageClassifier
 
-space = SearchSpace({
-    "model": ResNetSpace(stages=Int(1, 3), depth=Int(1, 3), width=Categorical([16, 32, 64])),
-    "train": TrainingSpace(
-        lr=Float(1e-4, 1e-1, log=True),
-        batch_size=Categorical([64, 128]),
-        optimizer=Categorical(["adamw", "sgd"]),
-        weight_decay=Float(1e-6, 1e-2, log=True),
-        precision=Categorical(["fp32", "bf16"]),
-    ),
-})
+space = SearchSpace(
+    {
+        "model": ResNetSpace(stages=Int(1, 3), depth=Int(1, 3), width=Categorical([16, 32, 64])),
+        "train": TrainingSpace(
+            lr=Float(1e-4, 1e-1, log=True),
+            batch_size=Categorical([64, 128]),
+            optimizer=Categorical(["adamw", "sgd"]),
+            weight_decay=Float(1e-6, 1e-2, log=True),
+            precision=Categorical(["fp32", "bf16"]),
+        ),
+    }
+)
 
 experiment = Experiment(
     name="digits-resnet",

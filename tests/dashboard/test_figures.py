@@ -273,3 +273,27 @@ def test_format_value():
     assert format_value(3) == "3"
     assert format_value(0.1 + 0.2) == "0.3"
     assert format_value(NAN) == "nan"
+
+
+def test_numeric_choices_declared_categorical_by_the_space_get_a_category_axis():
+    space = {
+        "type": "space",
+        "kind": "space",
+        "entries": {
+            "train": {
+                "type": "space",
+                "kind": "training",
+                "entries": {"batch_size": {"type": "categorical", "choices": [32, 64, 128]}},
+            },
+            "x": {"type": "float", "low": 0.0, "high": 9.0, "log": False, "step": None},
+        },
+    }
+    trials = [
+        trial(0, value=0.5, params={"train/batch_size": 128, "x": 1.0}),
+        trial(1, value=0.6, params={"train/batch_size": 32, "x": 2.0}),
+    ]
+    info = get_parallel_info(StudyRecord("s", "maximize", "val_acc", space, trials))
+    axes = {a.label: a for a in info.axes}
+    assert axes["train/batch_size"].kind == "categorical"
+    assert list(axes["train/batch_size"].ticktext) == ["32", "128"]
+    assert axes["x"].kind == "linear"

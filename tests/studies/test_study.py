@@ -1,0 +1,86 @@
+"""Study creation, loading and run-argument validation (all before any Ray work)."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from spaces import Categorical, Float, Int, ResNetSpace, SearchSpace, TrainingSpace
+from studies import Study
+from trainers import ImageClassifier
+
+
+def _space(width=(8, 16)) -> SearchSpace:
+    return SearchSpace(
+        {
+            "model": ResNetSpace(stages=1, depth=Int(1, 2), width=Categorical(list(width))),
+            "train": TrainingSpace(lr=Float(1e-3, 1e-2, log=True)),
+        }
+    )
+
+
+def test_create_records_space_and_objective_for_optuna_and_archtune(db_url: str) -> None:
+    Study.create("s", _space(), objective="val_acc", direction="maximize", storage=db_url)
+    loaded = Study.load("s", db_url)
+    assert loaded.space == _space() and loaded.objective == "val_acc"
+    assert loaded.direction == "maximize" and loaded.best_trial is None
+    plain = optuna.load_study(study_name="s", storage=db_url)
+    assert plain.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
+def test_existing_names_and_mismatches_are_refused(db_url: str) -> None:
+    Study.create("s", _space(), objective="val_acc", storage=db_url)
+    with pytest.raises(ValueError, match="already exists"):
+        Study.create("s", _space(), objective="val_acc", storage=db_url)
+    again = Study.create("s", _space(), "val_acc", storage=db_url, load_if_exists=True)
+    assert again.name == "s"
+    with pytest.raises(ValueError, match="different space"):
+        Study.create("s", _space(width=(4,)), "val_acc", storage=db_url, load_if_exists=True)
+    with pytest.raises(ValueError, match="exists with objective"):
+        Study.create("s", _space(), "val_loss", "minimize", storage=db_url, load_if_exists=True)
+    with pytest.raises(KeyError, match=r"studies there: \['s'\]"):
+        Study.load("other", db_url)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"name": " "}, ValueError, "non-empty"),
+        ({"direction": "up"}, ValueError, "direction must be one of"),
+        ({"objective": ""}, ValueError, "objective must name"),
+        ({"space": SearchSpace({"model": ResNetSpace()})}, ValueError, "no decisions"),
+        ({"space": {"x": 1}}, TypeError, "must be a SearchSpace"),
+    ],
+)
+def test_create_validates(db_url: str, kwargs, error, match) -> None:
+    args = {"name": "s", "space": _space(), "objective": "val_acc", "storage": db_url, **kwargs}
+    with pytest.raises(error, match=match):
+        Study.create(**args)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"scheduler": "hyperband9"}, ValueError, r"Unknown scheduler 'hyperband9'; choose one"),
+        ({"num_trials": 0}, ValueError, "num_trials must be a positive integer"),
+        ({"max_concurrent": -1}, ValueError, "max_concurrent must be a positive"),
+        ({"resources_per_trial": {"cpu": -1}}, ValueError, "must be a number >= 0"),
+        ({"resources_per_trial": {"cpu": 0, "gpu": 0}}, ValueError, "positive 'cpu' or 'gpu'"),
+        ({"address": "somewhere"}, ValueError, "is not a Ray address"),
+        ({"controller": "annealing"}, ValueError, "Unknown controller 'annealing'"),
+        ({"controller": 42}, TypeError, "must be an Optuna sampler"),
+        ({"trainer": object()}, TypeError, "must be an archtune Trainer"),
+    ],
+)
+def test_run_validates_before_starting_anything(db_url: str, kwargs, error, match) -> None:
+    study = Study.create("s", _space(), objective="val_acc", storage=db_url)
+    args = {"trainer": ImageClassifier(epochs=1), **kwargs}
+    with pytest.raises(error, match=match):
+        study.run(**args)
+    assert study.trials == []
+
+
+def test_objective_must_be_reported_by_the_trainer(db_url: str) -> None:
+    study = Study.create("s", _space(), objective="accuracy", storage=db_url)
+    with pytest.raises(ValueError, match=r"does not report; it reports \['epoch', 'val_acc'"):
+        study.run(ImageClassifier(epochs=1))
