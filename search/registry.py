@@ -14,6 +14,7 @@ Example:
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -94,9 +95,13 @@ def _tpe(
     seed: int | None = None, n_startup_trials: int = 10, multivariate: bool = True
 ) -> optuna.samplers.BaseSampler:
     # constant_liar keeps parallel workers from proposing the same point while others run.
-    return optuna.samplers.TPESampler(
-        seed=seed,
-        n_startup_trials=n_startup_trials,
-        multivariate=multivariate,
-        constant_liar=True,
-    )
+    # group=True models each set of decisions that occur together (conditional spaces).
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(
+            seed=seed,
+            n_startup_trials=n_startup_trials,
+            multivariate=multivariate,
+            group=multivariate,
+            constant_liar=True,
+        )

@@ -13,7 +13,9 @@ Example:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
+import optuna
 from optuna.distributions import (
     BaseDistribution,
     CategoricalDistribution,
@@ -43,6 +45,31 @@ def param_to_optuna(param: Param) -> BaseDistribution:
 def to_optuna(space: SearchSpace) -> dict[str, BaseDistribution]:
     """Every decision of ``space`` by its ``/`` path, as an Optuna distribution."""
     return {path: param_to_optuna(p) for path, p in space.decisions().items()}
+
+
+def suggest(trial: optuna.trial.BaseTrial, space: SearchSpace) -> dict[str, Any]:
+    """Ask ``trial`` for every active decision of ``space``, define-by-run, parents first.
+
+    Conditional parameters are suggested only when active, so Optuna records exactly
+    the decisions that shaped the configuration (what TPE's ``group=True`` expects).
+
+    Returns:
+        The flat ``{path: value}`` proposal, constants included; nest it with
+        :meth:`SearchSpace.unflatten`.
+    """
+
+    def choose(path: str, param: Param) -> Any:
+        if isinstance(param, Float):
+            return trial.suggest_float(path, param.low, param.high, step=param.step, log=param.log)
+        if isinstance(param, Int):
+            return trial.suggest_int(
+                path, param.low, param.high, step=param.step or 1, log=param.log
+            )
+        if isinstance(param, Categorical):
+            return trial.suggest_categorical(path, param.choices)
+        raise TypeError(f"Cannot suggest {param!r} with Optuna.")
+
+    return space.assign(choose)
 
 
 def param_from_optuna(dist: BaseDistribution) -> Param:

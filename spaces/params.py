@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import abc
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
+
+import numpy as np
 
 JsonScalar = None | bool | int | float | str
 
@@ -51,9 +53,50 @@ class Param(abc.ABC):
     def contains(self, value: Any) -> bool:
         """Whether ``value`` is a value this parameter can take."""
 
+    when: dict[str, tuple[JsonScalar, ...]] | None = None
+
     @abc.abstractmethod
+    def _fields(self) -> dict[str, Any]:
+        """The constructor arguments of this parameter, JSON-able, ``when`` excepted."""
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict that :func:`param_from_json` turns back into an equal parameter."""
+        data = {"type": self.type_name, **self._fields()}
+        if self.when:
+            data["when"] = {k: list(v) for k, v in self.when.items()}
+        return data
+
+    def sample(self, rng: np.random.Generator) -> Any:
+        """A value drawn from ``rng``: uniform, or log-uniform with ``log=True``."""
+        raise TypeError(f"{type(self).__name__} cannot be sampled.")
+
+    def _set_when(self, when: Mapping[str, Any] | None) -> None:
+        """Store the condition ``{parameter name: allowed value(s)}`` under which this is active.
+
+        Names are resolved in the space that holds this parameter: a plain name is a
+        sibling, ``"sub/name"`` a parameter of a sibling sub-space. The space checks that
+        they exist and form no cycle.
+        """
+        if when is None:
+            self.when = None
+            return
+        if not isinstance(when, Mapping) or not when:
+            raise TypeError(
+                f"when must be a non-empty dict of parameter name -> allowed value(s), "
+                f"e.g. when={{'block': 'bottleneck'}}; got {when!r}."
+            )
+        out: dict[str, tuple[JsonScalar, ...]] = {}
+        for name, allowed in when.items():
+            if not isinstance(name, str) or not name:
+                raise TypeError(f"when: parameter names must be strings, got {name!r}.")
+            values = tuple(allowed) if isinstance(allowed, (list, tuple, set)) else (allowed,)
+            if not values:
+                raise ValueError(f"when: no allowed values given for {name!r}.")
+            for v in values:
+                if v is not None and not isinstance(v, (bool, int, float, str)):
+                    raise TypeError(f"when: value {v!r} for {name!r} must be a JSON scalar.")
+            out[name] = values
+        self.when = out
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other) and self.to_json() == other.to_json()  # type: ignore[attr-defined]
@@ -79,7 +122,10 @@ def param_from_json(data: dict[str, Any]) -> Param:
     if kind not in _REGISTRY:
         raise ValueError(f"Unknown parameter type {kind!r}; known types: {sorted(_REGISTRY)}.")
     fields = {k: v for k, v in data.items() if k != "type"}
-    return _REGISTRY[kind](**fields)
+    try:
+        return _REGISTRY[kind](**fields)
+    except TypeError as e:
+        raise ValueError(f"Bad fields for a {kind!r} parameter in {data!r}: {e}") from e
 
 
 class _Numeric(Param):
@@ -88,8 +134,14 @@ class _Numeric(Param):
     _cast: ClassVar[type]
 
     def __init__(
-        self, low: float, high: float, log: bool = False, step: float | None = None
+        self,
+        low: float,
+        high: float,
+        log: bool = False,
+        step: float | None = None,
+        when: Mapping[str, Any] | None = None,
     ) -> None:
+        self._set_when(when)
         name = type(self).__name__
         for label, bound in (("low", low), ("high", high)):
             if isinstance(bound, bool) or not isinstance(bound, (int, float)):
@@ -124,9 +176,8 @@ class _Numeric(Param):
         self.log = bool(log)
         self.step = step
 
-    def to_json(self) -> dict[str, Any]:
+    def _fields(self) -> dict[str, Any]:
         return {
-            "type": self.type_name,
             "low": self.low,
             "high": self.high,
             "log": self.log,
@@ -144,6 +195,15 @@ class _Numeric(Param):
         return True
 
 
+def _grid_or_range(p: _Numeric, rng: np.random.Generator) -> float:
+    if p.step is not None:
+        k = int(rng.integers(0, round((p.high - p.low) / p.step) + 1))
+        return p.low + k * p.step
+    if p.log:
+        return float(math.exp(rng.uniform(math.log(p.low), math.log(p.high))))
+    return float(rng.uniform(p.low, p.high))
+
+
 class Float(_Numeric):
     """A real number in ``[low, high]``, optionally on a log scale or a grid of ``step``.
 
@@ -152,6 +212,8 @@ class Float(_Numeric):
         high: Upper bound (inclusive); must be greater than ``low``.
         log: Sample on a log scale; needs ``low > 0``.
         step: Grid spacing from ``low``; must divide ``high - low``.
+        when: Make this parameter conditional: active only when the named parameters of
+            the same space take one of the given values, e.g. ``{"block": "bottleneck"}``.
 
     Example:
         >>> Float(0.0, 0.8, step=0.1).contains(0.3)
@@ -161,11 +223,19 @@ class Float(_Numeric):
     type_name = "float"
 
     def __init__(
-        self, low: float, high: float, log: bool = False, step: float | None = None
+        self,
+        low: float,
+        high: float,
+        log: bool = False,
+        step: float | None = None,
+        when: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(
-            float(low) if _is_num(low) else low, float(high) if _is_num(high) else high, log, step
-        )
+        low = float(low) if _is_num(low) else low
+        high = float(high) if _is_num(high) else high
+        super().__init__(low, high, log, step, when)
+
+    def sample(self, rng: np.random.Generator) -> float:
+        return min(_grid_or_range(self, rng), self.high)
 
 
 class Int(_Numeric):
@@ -178,11 +248,28 @@ class Int(_Numeric):
 
     type_name = "int"
 
-    def __init__(self, low: int, high: int, log: bool = False, step: int | None = None) -> None:
+    def __init__(
+        self,
+        low: int,
+        high: int,
+        log: bool = False,
+        step: int | None = None,
+        when: Mapping[str, Any] | None = None,
+    ) -> None:
         for label, v in (("low", low), ("high", high), ("step", step)):
             if v is not None and (isinstance(v, bool) or not isinstance(v, int)):
                 raise TypeError(f"Int: {label} must be an int, got {v!r}; use Float for reals.")
-        super().__init__(low, high, log, step)
+        super().__init__(low, high, log, step, when)
+
+    def sample(self, rng: np.random.Generator) -> int:
+        if self.log:  # log-uniform over the integers, as Optuna draws them
+            x = math.exp(rng.uniform(math.log(self.low - 0.5), math.log(self.high + 0.5)))
+            return int(min(max(round(x), self.low), self.high))
+        return (
+            int(_grid_or_range(self, rng))
+            if self.step
+            else int(rng.integers(self.low, self.high + 1))
+        )
 
     def contains(self, value: Any) -> bool:
         return isinstance(value, int) and not isinstance(value, bool) and super().contains(value)
@@ -198,7 +285,10 @@ class Categorical(Param):
 
     type_name = "categorical"
 
-    def __init__(self, choices: Sequence[JsonScalar]) -> None:
+    def __init__(
+        self, choices: Sequence[JsonScalar], when: Mapping[str, Any] | None = None
+    ) -> None:
+        self._set_when(when)
         if isinstance(choices, (str, bytes)) or not isinstance(choices, Sequence):
             raise TypeError(
                 f"Categorical: choices must be a list, got {choices!r}; "
@@ -217,8 +307,11 @@ class Categorical(Param):
             raise ValueError(f"Categorical: choices {list(choices)!r} contain duplicates.")
         self.choices = tuple(choices)
 
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type_name, "choices": list(self.choices)}
+    def _fields(self) -> dict[str, Any]:
+        return {"choices": list(self.choices)}
+
+    def sample(self, rng: np.random.Generator) -> JsonScalar:
+        return self.choices[int(rng.integers(0, len(self.choices)))]
 
     def contains(self, value: Any) -> bool:
         return any(type(value) is type(c) and value == c for c in self.choices)
@@ -234,13 +327,17 @@ class Fixed(Param):
 
     type_name = "fixed"
 
-    def __init__(self, value: JsonScalar) -> None:
+    def __init__(self, value: JsonScalar, when: Mapping[str, Any] | None = None) -> None:
+        self._set_when(when)
         if value is not None and not isinstance(value, (bool, int, float, str)):
             raise TypeError(f"Fixed: value {value!r} must be a str, int, float, bool or None.")
         self.value = value
 
-    def to_json(self) -> dict[str, Any]:
-        return {"type": self.type_name, "value": self.value}
+    def _fields(self) -> dict[str, Any]:
+        return {"value": self.value}
+
+    def sample(self, rng: np.random.Generator) -> JsonScalar:
+        return self.value
 
     def contains(self, value: Any) -> bool:
         return type(value) is type(self.value) and value == self.value

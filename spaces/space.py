@@ -22,12 +22,15 @@ Example:
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, ClassVar
+
+import numpy as np
 
 from spaces.params import Fixed, Param, param_from_json
 
 SEP = "/"
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
 
 _KINDS: dict[str, type[SearchSpace]] = {}
 
@@ -67,6 +70,93 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
                     f"SearchSpace: name {name!r} must be non-empty and contain no '/'."
                 )
             self._entries[name] = _coerce(name, value)
+        self._order = self._check_conditions()
+
+    # Conditions --------------------------------------------------------------------
+    def conditions(self) -> dict[str, dict[str, tuple[Any, ...]]]:
+        """``{path: {parent path: allowed values}}`` of every conditional leaf."""
+        out: dict[str, dict[str, tuple[Any, ...]]] = {}
+        for name, value in self._entries.items():
+            if isinstance(value, SearchSpace):
+                for sub, cond in value.conditions().items():
+                    out[f"{name}{SEP}{sub}"] = {f"{name}{SEP}{k}": v for k, v in cond.items()}
+            elif value.when:
+                out[name] = dict(value.when)
+        return out
+
+    def _check_conditions(self) -> list[str]:
+        """Validate this level's conditions; return the leaf paths, parents first."""
+        leaves = self.flatten_unordered()
+        conditions = self.conditions()
+        for path, cond in conditions.items():
+            for parent, allowed in cond.items():
+                if parent not in leaves:
+                    raise ValueError(
+                        f"Parameter {path!r} is conditioned on {parent!r}, which is not a "
+                        f"parameter of the same space; valid names: {sorted(leaves)}."
+                    )
+                bad = [v for v in allowed if not leaves[parent].contains(v)]
+                if bad:
+                    raise ValueError(
+                        f"Condition of {path!r} on {parent!r} lists {bad}, which "
+                        f"{leaves[parent]!r} never takes."
+                    )
+        order: list[str] = []
+        state: dict[str, int] = {}  # 1 visiting, 2 done
+
+        def visit(path: str, trail: list[str]) -> None:
+            if state.get(path) == 2:
+                return
+            if state.get(path) == 1:
+                cycle = " -> ".join([*trail[trail.index(path) :], path])
+                raise ValueError(f"Conditions form a cycle: {cycle}; remove one of them.")
+            state[path] = 1
+            for parent in conditions.get(path, {}):
+                visit(parent, [*trail, path])
+            state[path] = 2
+            order.append(path)
+
+        for path in leaves:
+            visit(path, [])
+        return order
+
+    def assign(self, choose: Callable[[str, Param], Any]) -> dict[str, Any]:
+        """Walk the active leaves, parents first, asking ``choose(path, param)`` for each value.
+
+        ``Fixed`` leaves take their value without asking. This is how a proposal is
+        built one decision at a time (Optuna's define-by-run, random sampling): a
+        conditional leaf is visited only once its parents have values that activate it.
+        ``choose`` may return :data:`MISSING` to leave a leaf (and what hangs on it) out.
+        """
+        conditions = self.conditions()
+        values: dict[str, Any] = {}
+        for path, param in self.flatten().items():
+            cond = conditions.get(path, {})
+            if all(p in values and _member(values[p], ok) for p, ok in cond.items()):
+                value = param.value if isinstance(param, Fixed) else choose(path, param)
+                if value is not MISSING:
+                    values[path] = value
+        return values
+
+    def active(self, values: Mapping[str, Any]) -> list[str]:
+        """The leaf paths active under the flat ``values``, parents before children.
+
+        A conditional leaf is active when every parent it names is active and has one
+        of the allowed values; leaves without conditions are always active.
+        """
+        on: list[str] = []
+
+        def choose(path: str, _param: Param) -> Any:
+            on.append(path)
+            return values.get(path, MISSING)
+
+        fixed = [p for p in self.assign(choose) if p not in on]
+        order = list(self.flatten())
+        return sorted([*on, *fixed], key=order.index)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, Any]:
+        """A random configuration (nested), every active decision drawn from ``rng``."""
+        return self.unflatten(self.assign(lambda _path, param: param.sample(rng)))
 
     # Mapping protocol -------------------------------------------------------------
     def __getitem__(self, name: str) -> Param | SearchSpace:
@@ -89,16 +179,21 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
         return f"{type(self).__name__}({{{inner}}})"
 
     # Flat view --------------------------------------------------------------------
-    def flatten(self) -> dict[str, Param]:
-        """All leaves by their ``/``-joined path, constants included."""
+    def flatten_unordered(self) -> dict[str, Param]:
+        """All leaves by their ``/``-joined path, in declaration order."""
         out: dict[str, Param] = {}
         for name, value in self._entries.items():
             if isinstance(value, SearchSpace):
-                for sub, leaf in value.flatten().items():
+                for sub, leaf in value.flatten_unordered().items():
                     out[f"{name}{SEP}{sub}"] = leaf
             else:
                 out[name] = value
         return out
+
+    def flatten(self) -> dict[str, Param]:
+        """All leaves by their ``/``-joined path, constants included, parents first."""
+        leaves = self.flatten_unordered()
+        return {path: leaves[path] for path in self._order}
 
     def decisions(self) -> dict[str, Param]:
         """The leaves a controller chooses: every parameter except ``Fixed`` ones."""
@@ -107,9 +202,12 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
     def unflatten(self, values: Mapping[str, Any]) -> dict[str, Any]:
         """Nest a flat ``{path: value}`` proposal, filling in constants.
 
+        Only active leaves enter the configuration; values given for inactive ones are
+        dropped (they did not take part in the decision).
+
         Raises:
-            ValueError: if a decision is missing, a value lies outside its parameter,
-                or a path is not in the space.
+            ValueError: if an active decision is missing, a value lies outside its
+                parameter, or a path is not in the space.
         """
         leaves = self.flatten()
         unknown = sorted(set(values) - set(leaves))
@@ -117,14 +215,14 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
             raise ValueError(
                 f"Unknown parameter path(s) {unknown}; valid paths: {sorted(leaves)}."
             )
+        full = {p: v.value for p, v in leaves.items() if isinstance(v, Fixed)}
+        full.update(values)
         config: dict[str, Any] = {}
-        for path, param in leaves.items():
-            if isinstance(param, Fixed):
-                value = values.get(path, param.value)
-            elif path not in values:
+        for path in self.active(full):
+            param = leaves[path]
+            if path not in full:
                 raise ValueError(f"Missing value for parameter {path!r} ({param!r}).")
-            else:
-                value = values[path]
+            value = full[path]
             if not param.contains(value):
                 raise ValueError(f"Value {value!r} for {path!r} lies outside {param!r}.")
             node = config
@@ -135,16 +233,38 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
         return config
 
     def flatten_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
-        """The inverse of :meth:`unflatten`: nested configuration to ``{path: value}``."""
+        """The inverse of :meth:`unflatten`: nested configuration to ``{path: value}``.
+
+        Raises:
+            ValueError: if an active leaf has no value in ``config``.
+        """
         flat: dict[str, Any] = {}
         for path in self.flatten():
             node: Any = config
             for part in path.split(SEP):
                 if not isinstance(node, Mapping) or part not in node:
-                    raise ValueError(f"Configuration has no value for {path!r}.")
+                    break
                 node = node[part]
-            flat[path] = node
+            else:
+                flat[path] = node
+        missing = [p for p in self.active(flat) if p not in flat]
+        if missing:
+            raise ValueError(f"Configuration has no value for {missing}.")
         return flat
+
+    def check_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate a nested configuration (e.g. read back from JSON); return it normalised.
+
+        Raises:
+            ValueError: for a missing, unknown, inactive or out-of-range value.
+        """
+        normal = self.unflatten(self.flatten_config(config))
+        if _count_leaves(config) != _count_leaves(normal):
+            raise ValueError(
+                "Configuration has values the space does not use (unknown or inactive keys); "
+                f"the space makes it {normal}."
+            )
+        return normal
 
     # JSON -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
@@ -181,6 +301,14 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
 
 
 _KINDS["space"] = SearchSpace
+
+
+def _member(value: Any, allowed: tuple[Any, ...]) -> bool:
+    return any(type(value) is type(a) and value == a for a in allowed)
+
+
+def _count_leaves(config: Mapping[str, Any]) -> int:
+    return sum(_count_leaves(v) if isinstance(v, Mapping) else 1 for v in config.values())
 
 
 def _coerce(name: str, value: Any) -> Param | SearchSpace:

@@ -4,8 +4,9 @@ A :class:`Recorder` is the single place that turns Ray Tune's trial events into 
 trials and archtune metric rows. The Ray Tune adapters in :mod:`studies.tune_adapter`
 only forward events to it, so the rules below are in one place:
 
-- ``ask``: a new Optuna trial, sampled by the controller, with the space's
-  distributions fixed (no define-by-run), nested into a configuration.
+- ``ask``: a new Optuna trial whose active decisions the controller samples one by one
+  (define-by-run, parents before the parameters conditioned on them), nested into a
+  configuration.
 - ``result``: the objective becomes an intermediate value at the reported ``epoch``;
   every numeric metric becomes a row of ``archtune_metrics``.
 - ``complete``: COMPLETE when the trial reached the trainer's full budget
@@ -27,7 +28,8 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from spaces import SearchSpace, to_optuna
+from spaces import SearchSpace
+from spaces.optuna_adapter import suggest
 from studies.records import ATTR_ERROR, ATTR_TRACEBACK
 from studies.storage import Storage
 
@@ -66,7 +68,6 @@ class Recorder:
         self.max_epochs = max_epochs
         self.num_trials = num_trials
         self.on_finish = on_finish
-        self._distributions = to_optuna(space)
         self._open: dict[str, optuna.Trial] = {}
         self._last_step: dict[str, int] = {}
         self.asked = 0
@@ -75,10 +76,11 @@ class Recorder:
         """A configuration for the Ray trial ``key``, or None once ``num_trials`` were asked."""
         if self.asked >= self.num_trials:
             return None
-        trial = self.study.ask(fixed_distributions=self._distributions)
+        trial = self.study.ask()
+        values = suggest(trial, self.space)
         self._open[key] = trial
         self.asked += 1
-        return self.space.unflatten(trial.params)
+        return self.space.unflatten(values)
 
     def result(self, key: str, result: Mapping[str, Any]) -> None:
         """Record one reported epoch of trial ``key``."""
