@@ -9,9 +9,10 @@ only forward events to it, so the rules below are in one place:
   configuration.
 - ``result``: the objective becomes an intermediate value at the reported ``epoch``;
   every numeric metric becomes a row of ``archtune_metrics``.
-- ``complete``: COMPLETE when the trial reached the trainer's full budget
-  (``epoch >= max_epochs``), otherwise PRUNED (a scheduler stopped it early; Optuna then
-  takes the last intermediate value, so samplers can tell low-fidelity values apart).
+- ``complete``: COMPLETE when the trial reached its full budget
+  (``epoch >= trainer.epochs_for(config)``), otherwise PRUNED (a scheduler stopped it
+  early; Optuna then takes the last intermediate value, so samplers can tell
+  low-fidelity values apart).
   Ray marks both cases ``done``, so the epoch count is what decides.
 - ``fail``: the one-line reason and the traceback go to the trial's user attributes,
   then FAIL.
@@ -46,7 +47,8 @@ class Recorder:
         storage: The open database (for archtune's metric rows).
         space: The search space; its decisions are the trial distributions.
         objective: Name of the reported metric to optimise.
-        max_epochs: The trainer's full budget; fewer epochs at the end means PRUNED.
+        budget: Epochs of a full run of a configuration (``Trainer.epochs_for``); fewer at
+            the end means PRUNED.
         num_trials: How many trials to ask for before reporting the search finished.
         on_finish: Called with each trial once it has been told.
     """
@@ -57,7 +59,7 @@ class Recorder:
         storage: Storage,
         space: SearchSpace,
         objective: str,
-        max_epochs: int,
+        budget: Callable[[Mapping[str, Any]], int],
         num_trials: int,
         on_finish: Listener | None = None,
     ) -> None:
@@ -65,10 +67,11 @@ class Recorder:
         self.storage = storage
         self.space = space
         self.objective = objective
-        self.max_epochs = max_epochs
+        self.budget = budget
         self.num_trials = num_trials
         self.on_finish = on_finish
         self._open: dict[str, optuna.Trial] = {}
+        self._configs: dict[str, dict[str, Any]] = {}
         self._last_step: dict[str, int] = {}
         self.asked = 0
 
@@ -78,9 +81,11 @@ class Recorder:
             return None
         trial = self.study.ask()
         values = suggest(trial, self.space)
+        config = self.space.unflatten(values)
         self._open[key] = trial
+        self._configs[key] = config
         self.asked += 1
-        return self.space.unflatten(values)
+        return config
 
     def result(self, key: str, result: Mapping[str, Any]) -> None:
         """Record one reported epoch of trial ``key``."""
@@ -115,7 +120,7 @@ class Recorder:
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         if not isinstance(value, (int, float)) or not math.isfinite(value):
             self.fail(key, f"The objective {self.objective!r} was {value!r} at epoch {step}.")
-        elif step < self.max_epochs:
+        elif step < self.budget(self._configs[key]):
             self._tell(key, state=TrialState.PRUNED)
         else:
             self._tell(key, values=float(value), state=TrialState.COMPLETE)
@@ -138,6 +143,7 @@ class Recorder:
     def _tell(self, key: str, state: TrialState, values: float | None = None) -> None:
         trial = self._open.pop(key)
         self._last_step.pop(key, None)
+        self._configs.pop(key, None)
         frozen = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
         if self.on_finish is not None:
             self.on_finish(frozen)

@@ -88,6 +88,10 @@ class Trainer(abc.ABC):
     def spec(self) -> dict[str, Any]:
         """JSON-able constructor arguments; ``type(self)(**spec())`` rebuilds the trainer."""
 
+    def epochs_for(self, config: Mapping[str, Any]) -> int:
+        """Epochs a full run of ``config`` trains; fewer at its end means a scheduler cut it."""
+        return self.max_epochs
+
     def fit(self, config: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
         """Train one configuration in this process, without Ray; return the final metrics."""
         self.check_space(space)

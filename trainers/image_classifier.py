@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from typing import Any
 
@@ -28,6 +28,9 @@ from trainers.base import Trainer, TrialSession
 from trainers.data import DATASETS, TensorData, batches, load_dataset
 
 CHECKPOINT_VERSION = 1
+# TrainingSpace knobs this trainer does not apply yet: a space may not search or set them.
+UNSUPPORTED_KNOBS = ("prune_ratio", "distill_alpha", "distill_temperature")
+UNSUPPORTED_PRECISIONS = ("fp16",)
 
 
 class ImageClassifier(Trainer):
@@ -104,12 +107,37 @@ class ImageClassifier(Trainer):
             raise ValueError(
                 f"ImageClassifier needs space['train'] to be a TrainingSpace(...); got {train!r}."
             )
+        if train is not None:
+            self._check_training(train)
         extra = sorted(set(space) - {"model", "train"})
         if extra:
             raise ValueError(
                 f"ImageClassifier reads only 'model' and 'train' from the space; "
                 f"remove or rename {extra}."
             )
+
+    def _check_training(self, train: TrainingSpace) -> None:
+        ignored = [k for k in train.searched_or_changed() if k in UNSUPPORTED_KNOBS]
+        if ignored:
+            raise ValueError(
+                f"ImageClassifier does not apply {ignored} yet; leave them at their defaults "
+                "in TrainingSpace."
+            )
+        bad = [p for p in train.knob_values("precision") or [] if p in UNSUPPORTED_PRECISIONS]
+        if bad:
+            raise ValueError(f"ImageClassifier does not train in {bad} yet; use fp32 or bf16.")
+        epochs = train["epochs"]
+        top = getattr(epochs, "high", None) or max(
+            (v for v in train.knob_values("epochs") or [] if v is not None), default=0
+        )
+        if top > self.max_epochs:
+            raise ValueError(
+                f"TrainingSpace epochs reach {top}, beyond the trainer's budget of "
+                f"{self.max_epochs}; raise ImageClassifier(epochs=...) to at least {top}."
+            )
+
+    def epochs_for(self, config: Mapping[str, Any]) -> int:
+        return config.get("train", {}).get("epochs") or self.max_epochs
 
     def _device(self) -> torch.device:
         if self.device is None:
@@ -130,11 +158,11 @@ class ImageClassifier(Trainer):
             )
             .to(device)
         )
+        epochs = self.epochs_for(config)
         steps_per_epoch = max(1, len(data.y_train) // hp["batch_size"])
         optimizer = _make_optimizer(model, hp)
-        total = steps_per_epoch * self.max_epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
+            optimizer, _schedule(hp["schedule"], steps_per_epoch * epochs)
         )
         gen = torch.Generator().manual_seed(self.seed)
         start = 0
@@ -148,7 +176,7 @@ class ImageClassifier(Trainer):
             gen.set_state(state["generator"])
             start = state["epoch"]
         metrics: dict[str, float] = {}
-        for epoch in range(start + 1, self.max_epochs + 1):
+        for epoch in range(start + 1, epochs + 1):
             t0 = time.perf_counter()
             train_loss, train_acc, seen = _train_epoch(
                 model, data, optimizer, scheduler, hp, gen, epoch
@@ -177,6 +205,35 @@ class ImageClassifier(Trainer):
             session.report(metrics, checkpoint)
         metrics["params"] = float(sum(p.numel() for p in model.parameters()))
         return metrics
+
+
+def _schedule(name: str, total: int) -> Callable[[int], float]:
+    """The learning-rate multiplier at step ``s`` of ``total``."""
+    if name == "constant":
+        return lambda s: 1.0
+    if name == "linear":
+        return lambda s: max(0.0, 1.0 - s / total)
+    return lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
+
+
+def augment_batch(x: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
+    """Randomly translate each image by up to ``strength`` x 25% of its size (batched).
+
+    Pixels shifted in from outside are zero (the normalised mean background).
+    """
+    if strength <= 0:
+        return x
+    n = x.shape[0]
+    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * 0.5 * strength  # 0.5 = 25% of 2
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
+    theta[:, :, 2] = shift
+    grid = nn.functional.affine_grid(
+        theta.to(x.device, x.dtype), list(x.shape), align_corners=False
+    )
+    return nn.functional.grid_sample(
+        x, grid, mode="nearest", padding_mode="zeros", align_corners=False
+    )
 
 
 def _make_optimizer(model: nn.Module, hp: Mapping[str, Any]) -> torch.optim.Optimizer:
@@ -212,7 +269,7 @@ def _train_epoch(
     seen = 0
     for step, idx in enumerate(batches(len(data.y_train), hp["batch_size"], gen)):
         idx = idx.to(data.x_train.device)
-        x, y = data.x_train[idx], data.y_train[idx]
+        x, y = augment_batch(data.x_train[idx], hp["augment"], gen), data.y_train[idx]
         with _autocast(hp["precision"], x.device):
             logits = model(x)
             loss = nn.functional.cross_entropy(logits.float(), y)

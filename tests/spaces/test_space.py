@@ -95,7 +95,7 @@ def test_json_round_trip_keeps_family_kinds() -> None:
         ),
         (lambda: TrainingSpace(precision="fp8"), ValueError, "supported"),
         (lambda: TrainingSpace(lr=Float(0.0, 1.0)), ValueError, "takes numbers in"),
-        (lambda: TrainingSpace(prune_ratio=0.5), TypeError, "unknown knob"),
+        (lambda: TrainingSpace(dropout=0.5), TypeError, "unknown knob"),
         (
             lambda: SearchSpace.from_json({"type": "space", "kind": "vit", "entries": {}}),
             ValueError,

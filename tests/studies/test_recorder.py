@@ -27,7 +27,13 @@ def recorder(db_url: str) -> Recorder:
     space = SearchSpace({"x": Float(0.0, 1.0), "c": Categorical(["a", "b"]), "k": 3})
     finished: list[optuna.trial.FrozenTrial] = []
     rec = Recorder(
-        study, storage, space, "acc", max_epochs=3, num_trials=4, on_finish=finished.append
+        study,
+        storage,
+        space,
+        "acc",
+        budget=lambda config: 3,
+        num_trials=4,
+        on_finish=finished.append,
     )
     rec.finished = finished  # type: ignore[attr-defined]
     return rec

@@ -126,3 +126,65 @@ def test_spec_round_trip() -> None:
     assert isinstance(again, ImageClassifier) and again.spec() == trainer.spec()
     with pytest.raises(ValueError, match="known trainers"):
         trainer_from_json({"trainer": "nope"})
+
+
+@pytest.mark.parametrize(
+    ("train", "match"),
+    [
+        (TrainingSpace(prune_ratio=Float(0.0, 0.5)), r"does not apply \['prune_ratio'\]"),
+        (TrainingSpace(distill_alpha=0.5), r"does not apply \['distill_alpha'\]"),
+        (TrainingSpace(precision=Categorical(["fp32", "fp16"])), r"does not train in \['fp16'\]"),
+        (TrainingSpace(epochs=Int(2, 12)), r"beyond the trainer's budget of 5"),
+    ],
+)
+def test_knobs_the_trainer_would_ignore_are_refused(train, match) -> None:
+    space = SearchSpace({"model": ResNetSpace(), "train": train})
+    with pytest.raises(ValueError, match=match):
+        ImageClassifier(epochs=5).check_space(space)
+
+
+def test_epochs_knob_sets_the_trial_length_and_budget() -> None:
+    space = SearchSpace(
+        {
+            "model": ResNetSpace(stages=1, depth=1, width=8),
+            "train": TrainingSpace(epochs=Int(1, 3)),
+        }
+    )
+    trainer = ImageClassifier(epochs=3)
+    trainer.check_space(space)
+    config = space.unflatten({"train/epochs": 2})
+    assert trainer.epochs_for(config) == 2
+    session = LocalSession()
+    trainer.run(config, space, session)
+    assert [h["epoch"] for h in session.history] == [1, 2]
+
+
+@pytest.mark.parametrize(
+    ("schedule", "last_lr"), [("cosine", 0.0), ("linear", 0.0), ("constant", 0.01)]
+)
+def test_schedules_end_where_they_should(schedule: str, last_lr: float) -> None:
+    space = SearchSpace(
+        {
+            "model": ResNetSpace(stages=1, depth=1, width=4),
+            "train": TrainingSpace(lr=0.01, schedule=schedule, batch_size=256),
+        }
+    )
+    session = LocalSession()
+    ImageClassifier(epochs=2).run(space.unflatten({}), space, session)
+    assert session.history[-1]["lr"] == pytest.approx(last_lr, abs=1e-9)
+    assert session.history[0]["lr"] == pytest.approx(0.01 if schedule == "constant" else 0.005)
+
+
+def test_augmentation_translates_images_but_keeps_shape() -> None:
+    import torch
+
+    from trainers.image_classifier import augment_batch
+
+    x = torch.zeros(64, 1, 8, 8)
+    x[:, :, 3:5, 3:5] = 1.0
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(augment_batch(x, 0.0, gen), x)
+    moved = augment_batch(x, 1.0, gen)
+    assert moved.shape == x.shape
+    assert not torch.equal(moved, x), "strength 1 moves at least some images"
+    assert float(moved.sum()) <= float(x.sum()), "translation only loses pixels at the border"
