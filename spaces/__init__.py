@@ -10,6 +10,7 @@ Example:
     ['model/depth', 'model/width', 'train/lr']
 """
 
+from spaces.constraints import STATS, Constraint
 from spaces.family import Family
 from spaces.optuna_adapter import from_optuna, to_optuna
 from spaces.params import Categorical, Fixed, Float, Int, Param, param_from_json
@@ -18,7 +19,9 @@ from spaces.space import SearchSpace
 from spaces.training import TrainingSpace
 
 __all__ = [
+    "STATS",
     "Categorical",
+    "Constraint",
     "Family",
     "Fixed",
     "Float",

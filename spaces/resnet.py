@@ -104,6 +104,7 @@ class ResNetSpace(Family):
     """
 
     kind = "resnet"
+    architecture = True
     defaults = {"stages": 3, "depth": 2, "width": 16}
 
     def check_knob(self, name: str, param: Param) -> None:

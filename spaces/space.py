@@ -21,12 +21,14 @@ Example:
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
+from spaces.constraints import Constraint
 from spaces.params import Fixed, Param, param_from_json
 
 SEP = "/"
@@ -42,12 +44,17 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
         entries: Names (no ``/``) to a :class:`~spaces.params.Param`, a nested
             ``SearchSpace`` or plain dict, or a JSON scalar (stored as ``Fixed``).
 
+        constraints: Bounds on model statistics (:class:`~spaces.Constraint`), checked
+            on every proposal before it trains.
+
     Raises:
         TypeError: for a non-string name or a value that is none of the above.
         ValueError: for an empty name or one containing ``/``.
     """
 
     kind: ClassVar[str] = "space"
+    # Architecture families set this: their decisions make up a configuration's arch_id.
+    architecture: ClassVar[bool] = False
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -58,7 +65,7 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
             raise ValueError(f"Space kind {kind!r} is already registered by {_KINDS[kind]}.")
         _KINDS[kind] = cls
 
-    def __init__(self, entries: Mapping[str, Any]) -> None:
+    def __init__(self, entries: Mapping[str, Any], constraints: Sequence[Constraint] = ()) -> None:
         if not isinstance(entries, Mapping):
             raise TypeError(f"SearchSpace expects a dict of name -> parameter, got {entries!r}.")
         self._entries: dict[str, Param | SearchSpace] = {}
@@ -71,6 +78,10 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
                 )
             self._entries[name] = _coerce(name, value)
         self._order = self._check_conditions()
+        self.constraints = tuple(constraints)
+        for c in self.constraints:
+            if not isinstance(c, Constraint):
+                raise TypeError(f"constraints must be Constraint(...) objects, got {c!r}.")
 
     # Conditions --------------------------------------------------------------------
     def conditions(self) -> dict[str, dict[str, tuple[Any, ...]]]:
@@ -154,6 +165,18 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
         order = list(self.flatten())
         return sorted([*on, *fixed], key=order.index)
 
+    def arch_id(self, config: Mapping[str, Any]) -> str:
+        """A canonical id of the architecture a configuration describes.
+
+        The hash covers the active values of the architecture families only (not the
+        training knobs, not inactive choices), so two proposals that build the same
+        network share an id even when they differ in unused decisions.
+        """
+        normal = self.unflatten(self.flatten_config(config))
+        keep = {k: v for k, v in normal.items() if getattr(self.get(k), "architecture", False)}
+        payload = json.dumps(keep or normal, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
     def sample(self, rng: np.random.Generator) -> dict[str, Any]:
         """A random configuration (nested), every active decision drawn from ``rng``."""
         return self.unflatten(self.assign(lambda _path, param: param.sample(rng)))
@@ -168,7 +191,7 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
     def __len__(self) -> int:
         return len(self._entries)
 
-    def __eq__(self, other: object) -> bool:
+    def __eq__(self, other: object) -> bool:  # constraints are part of to_json
         return isinstance(other, SearchSpace) and self.to_json() == other.to_json()
 
     def __hash__(self) -> int:
@@ -269,11 +292,14 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
     # JSON -------------------------------------------------------------------------
     def to_json(self) -> dict[str, Any]:
         """A JSON-able dict that :meth:`from_json` turns back into an equal space."""
-        return {
+        data = {
             "type": "space",
             "kind": self.kind,
             "entries": {k: v.to_json() for k, v in self._entries.items()},
         }
+        if self.constraints:
+            data["constraints"] = [c.to_json() for c in self.constraints]
+        return data
 
     def dumps(self) -> str:
         """The space as a canonical JSON string."""
@@ -297,7 +323,12 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
             k: SearchSpace.from_json(v) if v.get("type") == "space" else param_from_json(v)
             for k, v in data["entries"].items()
         }
-        return _KINDS[kind]._from_entries(entries)
+        space = _KINDS[kind]._from_entries(entries)
+        if data.get("constraints"):
+            if kind != "space":
+                raise ValueError(f"Constraints belong on a plain SearchSpace, not on {kind!r}.")
+            space = SearchSpace(entries, [Constraint(**c) for c in data["constraints"]])
+        return space
 
 
 _KINDS["space"] = SearchSpace

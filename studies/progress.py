@@ -72,6 +72,17 @@ class TrialProgress:
             self._progress.console.print(f"[red]trial {trial.number} failed:[/red] {reason}")
         self._progress.update(self._task, advance=1, best=self._best_text())
 
+    def summary(self, rejected: int, stopped: str | None) -> None:
+        """Say how many proposals the constraints rejected, and why the search stopped early."""
+        if not self.enabled:
+            return
+        if rejected:
+            self._console.print(
+                f"{rejected} proposals broke the constraints and were not trained."
+            )
+        if stopped:
+            self._console.print(f"[yellow]Search stopped early:[/yellow] {stopped}")
+
     def __enter__(self) -> TrialProgress:
         self._progress.start()
         return self

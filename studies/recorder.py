@@ -31,10 +31,11 @@ from optuna.trial import TrialState
 
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
-from studies.records import ATTR_ERROR, ATTR_TRACEBACK
+from studies.records import ATTR_ARCH_ID, ATTR_ERROR, ATTR_REJECTED, ATTR_TRACEBACK
 from studies.storage import Storage
 
 TRACEBACK_LIMIT = 20_000
+MAX_REJECTIONS = 1000
 
 Listener = Callable[[optuna.trial.FrozenTrial], None]
 
@@ -51,6 +52,8 @@ class Recorder:
             the end means PRUNED.
         num_trials: How many trials to ask for before reporting the search finished.
         on_finish: Called with each trial once it has been told.
+        stats: Model statistics of a configuration (``Trainer.model_stats``); needed
+            when the space has constraints.
     """
 
     def __init__(
@@ -62,6 +65,7 @@ class Recorder:
         budget: Callable[[Mapping[str, Any]], int],
         num_trials: int,
         on_finish: Listener | None = None,
+        stats: Callable[[Mapping[str, Any], set[str]], Mapping[str, float]] | None = None,
     ) -> None:
         self.study = study
         self.storage = storage
@@ -70,22 +74,49 @@ class Recorder:
         self.budget = budget
         self.num_trials = num_trials
         self.on_finish = on_finish
+        self.stats = stats
+        self.rejected = 0
         self._open: dict[str, optuna.Trial] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._last_step: dict[str, int] = {}
         self.asked = 0
+        self.stopped: str | None = None  # why the search stopped early, if it did
 
     def ask(self, key: str) -> dict[str, Any] | None:
-        """A configuration for the Ray trial ``key``, or None once ``num_trials`` were asked."""
+        """A configuration for the Ray trial ``key``, or None once ``num_trials`` were asked.
+
+        Proposals that break the space's constraints are recorded FAIL (with the reason
+        in ``archtune:rejected``) without training, and the controller is asked again;
+        after :data:`MAX_REJECTIONS` in a row the search stops.
+        """
         if self.asked >= self.num_trials:
             return None
-        trial = self.study.ask()
-        values = suggest(trial, self.space)
-        config = self.space.unflatten(values)
-        self._open[key] = trial
-        self._configs[key] = config
-        self.asked += 1
-        return config
+        for _ in range(MAX_REJECTIONS):
+            trial = self.study.ask()
+            config = self.space.unflatten(suggest(trial, self.space))
+            trial.set_user_attr(ATTR_ARCH_ID, self.space.arch_id(config))
+            reasons = self._violations(config)
+            if not reasons:
+                self._open[key] = trial
+                self._configs[key] = config
+                self.asked += 1
+                return config
+            self.rejected += 1
+            trial.set_user_attr(ATTR_REJECTED, "; ".join(reasons))
+            self.study.tell(trial, state=TrialState.FAIL)
+        self.stopped = (
+            f"{MAX_REJECTIONS} proposals in a row broke the constraints "
+            f"{[c.to_json() for c in self.space.constraints]}; loosen them or narrow the space."
+        )
+        return None
+
+    def _violations(self, config: Mapping[str, Any]) -> list[str]:
+        if not self.space.constraints:
+            return []
+        if self.stats is None:
+            raise ValueError("The space has constraints but no model statistics were given.")
+        stats = self.stats(config, {c.metric for c in self.space.constraints})
+        return [v for c in self.space.constraints if (v := c.violation(stats)) is not None]
 
     def result(self, key: str, result: Mapping[str, Any]) -> None:
         """Record one reported epoch of trial ``key``."""

@@ -29,6 +29,8 @@ ATTR_TRAINER = "archtune:trainer"
 ATTR_RUN = "archtune:run"
 ATTR_ERROR = "archtune:error"
 ATTR_TRACEBACK = "archtune:traceback"
+ATTR_ARCH_ID = "archtune:arch_id"
+ATTR_REJECTED = "archtune:rejected"
 
 
 @dataclass
@@ -45,6 +47,7 @@ class TrialRecord:
         metrics: ``{name: [(epoch, value), ...]}`` of every reported metric.
         error: One-line reason of a failure, if any.
         traceback: Full traceback of a failure, if any.
+        arch_id: Canonical id of the architecture (equal ids build equal networks).
         started, completed: Start and end times as Optuna records them (the driver's
             local time, without a time zone).
     """
@@ -59,6 +62,7 @@ class TrialRecord:
     traceback: str | None = None
     started: datetime | None = None
     completed: datetime | None = None
+    arch_id: str | None = None
 
     @property
     def finished(self) -> bool:
@@ -133,10 +137,12 @@ def trial_record(
         value=t.value if t.state.name in ("COMPLETE", "PRUNED") else None,
         intermediate=dict(sorted(t.intermediate_values.items())),
         metrics=metrics,
-        error=t.user_attrs.get(ATTR_ERROR),
+        error=t.user_attrs.get(ATTR_ERROR)
+        or (f"rejected: {t.user_attrs[ATTR_REJECTED]}" if ATTR_REJECTED in t.user_attrs else None),
         traceback=t.user_attrs.get(ATTR_TRACEBACK),
         started=t.datetime_start,
         completed=t.datetime_complete,
+        arch_id=t.user_attrs.get(ATTR_ARCH_ID),
     )
 
 

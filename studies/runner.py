@@ -183,6 +183,7 @@ def run_on_ray(
         )
         with bar:
             tuner.fit()
+        bar.summary(recorder.rejected, recorder.stopped)
     finally:
         recorder.fail_open_trials("The run stopped before this trial finished.")
         for name, level in levels.items():

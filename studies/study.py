@@ -211,6 +211,11 @@ class Study:
             raise TypeError(f"trainer must be an archtune Trainer, got {type(trainer).__name__}.")
         space = self.space
         trainer.check_space(space)
+        if space.constraints and type(trainer).model_stats is Trainer.model_stats:
+            raise ValueError(
+                f"The space has constraints, but {type(trainer).__name__} cannot compute model "
+                "statistics to check them; remove the constraints or use ImageClassifier."
+            )
         if self.objective not in trainer.metrics:
             raise ValueError(
                 f"The study optimises {self.objective!r}, which {type(trainer).__name__} "

@@ -92,6 +92,18 @@ class Trainer(abc.ABC):
         """Epochs a full run of ``config`` trains; fewer at its end means a scheduler cut it."""
         return self.max_epochs
 
+    def model_stats(
+        self, config: Mapping[str, Any], space: SearchSpace, metrics: set[str]
+    ) -> dict[str, float]:
+        """Statistics of the network ``config`` builds (``params``, ``flops``, ...).
+
+        Needed when the space has constraints; computed in the driver, without training.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} cannot compute model statistics, so it cannot check "
+            "the space's constraints; remove them or use a trainer that can."
+        )
+
     def fit(self, config: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
         """Train one configuration in this process, without Ray; return the final metrics."""
         self.check_space(space)

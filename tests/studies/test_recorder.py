@@ -9,9 +9,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from spaces import Categorical, Float, SearchSpace
+from spaces import Categorical, Constraint, Float, SearchSpace
 from studies.recorder import Recorder
-from studies.records import ATTR_ERROR, ATTR_TRACEBACK, load_study_record
+from studies.records import (
+    ATTR_ARCH_ID,
+    ATTR_ERROR,
+    ATTR_REJECTED,
+    ATTR_TRACEBACK,
+    load_study_record,
+)
 from studies.storage import open_storage
 
 
@@ -115,3 +121,43 @@ def test_open_trials_fail_when_the_run_ends(recorder: Recorder, db_url: str) -> 
     states = [t.state for t in optuna.load_study(study_name="r", storage=db_url).trials]
     assert states == [TrialState.FAIL, TrialState.FAIL]
     recorder.complete("a", {"epoch": 3, "acc": 0.9})  # late events for told trials are ignored
+
+
+def _constrained(db_url: str, limit: float) -> Recorder:
+    storage = open_storage(db_url)
+    study = optuna.create_study(
+        study_name="c", storage=storage.optuna, sampler=optuna.samplers.RandomSampler(seed=1)
+    )
+    space = SearchSpace(
+        {"width": Categorical([8, 64])}, constraints=[Constraint("params", max=limit)]
+    )
+    calls: list[set[str]] = []
+
+    def stats(config, metrics):
+        calls.append(metrics)
+        return {"params": config["width"] ** 2 * 10}
+
+    rec = Recorder(study, storage, space, "acc", budget=lambda c: 1, num_trials=3, stats=stats)
+    rec.calls = calls  # type: ignore[attr-defined]
+    return rec
+
+
+def test_proposals_breaking_constraints_are_rejected_without_training(db_url: str) -> None:
+    rec = _constrained(db_url, limit=10_000)
+    configs = [rec.ask(f"t{i}") for i in range(3)]
+    assert [c["width"] for c in configs] == [8, 8, 8]
+    assert rec.calls[0] == {"params"}
+    trials = optuna.load_study(study_name="c", storage=db_url).trials
+    rejected = [t for t in trials if ATTR_REJECTED in t.user_attrs]
+    assert rec.rejected == len(rejected) > 0
+    for t in rejected:
+        assert t.state == TrialState.FAIL and t.params["width"] == 64
+        assert t.user_attrs[ATTR_REJECTED] == "params = 4.096e+04 > max 1e+04"
+    assert all(ATTR_ARCH_ID in t.user_attrs for t in trials)
+
+
+def test_search_stops_when_nothing_meets_the_constraints(db_url: str, monkeypatch) -> None:
+    monkeypatch.setattr("studies.recorder.MAX_REJECTIONS", 5)
+    rec = _constrained(db_url, limit=1)
+    assert rec.ask("t0") is None
+    assert rec.rejected == 5 and "loosen them" in rec.stopped
