@@ -128,6 +128,13 @@ def _default_run_dir(study: Study) -> str:
     return os.path.join(base, "archtune_runs")
 
 
+def _stats_fn(trainer: Trainer, space: SearchSpace) -> Any:
+    def stats(config: Any, metrics: set[str]) -> Any:
+        return trainer.model_stats(config, space, metrics)
+
+    return stats
+
+
 def run_on_ray(
     study: Study, trainer: Trainer, space: SearchSpace, settings: RunSettings, progress: bool
 ) -> None:
@@ -149,9 +156,10 @@ def run_on_ray(
         study.storage,
         space,
         study.objective,
-        trainer.max_epochs,
+        trainer.epochs_for,
         settings.num_trials,
         on_finish=bar.trial_finished,
+        stats=_stats_fn(trainer, space) if space.constraints else None,
     )
     started = _start_ray(settings.address, settings.resources_per_trial)
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
