@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -22,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from spaces import Family, SearchSpace, TrainingSpace
+from spaces import Family, SearchSpace, TrainingSpace, model_stats
 from spaces.family import config_of
 from trainers.base import Trainer, TrialSession
 from trainers.data import DATASETS, TensorData, batches, load_dataset
@@ -135,6 +136,20 @@ class ImageClassifier(Trainer):
                 f"TrainingSpace epochs reach {top}, beyond the trainer's budget of "
                 f"{self.max_epochs}; raise ImageClassifier(epochs=...) to at least {top}."
             )
+
+    def model_stats(
+        self, config: Mapping[str, Any], space: SearchSpace, metrics: set[str]
+    ) -> dict[str, float]:
+        """Parameters, FLOPs, activation bytes (and latency when asked) on this data's shape."""
+        data = load_dataset(self.dataset, self.val_fraction, self.seed)
+        stats = model_stats(
+            space["model"],  # type: ignore[arg-type]
+            config["model"],
+            input_shape=data.input_shape,
+            num_classes=data.num_classes,
+            latency="latency_ms" in metrics,
+        )
+        return {k: v for k, v in dataclasses.asdict(stats).items() if v is not None}
 
     def epochs_for(self, config: Mapping[str, Any]) -> int:
         return config.get("train", {}).get("epochs") or self.max_epochs

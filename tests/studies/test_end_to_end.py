@@ -6,10 +6,11 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from spaces import Categorical, Float, Int, ResNetSpace, SearchSpace, TrainingSpace
+from spaces import Categorical, Constraint, Float, Int, ResNetSpace, SearchSpace, TrainingSpace
 from studies import Study, load_study_record, open_storage
-from studies.records import ATTR_ERROR, ATTR_TRACEBACK
+from studies.records import ATTR_ARCH_ID, ATTR_ERROR, ATTR_REJECTED, ATTR_TRACEBACK
 from tests.studies.toy import FlakyClassifier, ToyTrainer
+from trainers import ImageClassifier
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
@@ -120,3 +121,32 @@ def test_resume_fails_stale_trials_and_runs_the_rest(db_url: str, tmp_path) -> N
     assert states.count(TrialState.COMPLETE) == 4
     assert states[2] == TrialState.FAIL
     assert len(states) == 5
+
+
+def test_constraints_reject_big_networks_before_training(db_url: str, tmp_path) -> None:
+    space = SearchSpace(
+        {
+            "model": ResNetSpace(stages=1, depth=1, width=Categorical([4, 64])),
+            "train": TrainingSpace(),
+        },
+        constraints=[Constraint("params", max=5_000)],
+    )
+    study = Study.create("constrained", space, objective="val_acc", storage=db_url)
+    for width in (64, 4, 64, 4):
+        study.optuna.enqueue_trial({"model/width": width})
+    study.run(
+        ImageClassifier(dataset="digits", epochs=1),
+        controller="random",
+        num_trials=2,
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    trials = optuna.load_study(study_name="constrained", storage=db_url).trials
+    trained = [t for t in trials if t.state == TrialState.COMPLETE]
+    rejected = [t for t in trials if ATTR_REJECTED in t.user_attrs]
+    assert [t.params["model/width"] for t in trained] == [4, 4]
+    assert [t.params["model/width"] for t in rejected] == [64, 64]
+    assert all(t.state == TrialState.FAIL and not t.intermediate_values for t in rejected)
+    assert rejected[0].user_attrs[ATTR_REJECTED].startswith("params = ")
+    ids = {t.user_attrs[ATTR_ARCH_ID] for t in trained}
+    assert len(ids) == 1, "the same network gets the same arch_id"

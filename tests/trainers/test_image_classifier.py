@@ -188,3 +188,15 @@ def test_augmentation_translates_images_but_keeps_shape() -> None:
     assert moved.shape == x.shape
     assert not torch.equal(moved, x), "strength 1 moves at least some images"
     assert float(moved.sum()) <= float(x.sum()), "translation only loses pixels at the border"
+
+
+def test_model_stats_describe_the_network_a_config_builds() -> None:
+    space = _space()
+    config = _config()
+    trainer = ImageClassifier()
+    stats = trainer.model_stats(config, space, {"params"})
+    net = space["model"].build(config["model"], input_shape=(1, 8, 8), num_classes=10)
+    assert stats["params"] == sum(p.numel() for p in net.parameters())
+    assert stats["flops"] > 0 and stats["activation_bytes"] > 0
+    assert "latency_ms" not in stats, "latency is measured only when a constraint needs it"
+    assert trainer.model_stats(config, space, {"latency_ms"})["latency_ms"] > 0
