@@ -22,6 +22,7 @@ Example:
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
@@ -35,6 +36,13 @@ SEP = "/"
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()
 
 _KINDS: dict[str, type[SearchSpace]] = {}
+# Where the built-in kinds live, for JSON read before their module was imported.
+_KIND_MODULES = {
+    "resnet": "spaces.resnet",
+    "densenet": "spaces.densenet",
+    "nni": "spaces.nni_model",
+    "training": "spaces.training",
+}
 
 
 class SearchSpace(Mapping[str, "Param | SearchSpace"]):
@@ -317,6 +325,8 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
         if not isinstance(data, Mapping) or data.get("type") != "space":
             raise ValueError(f"Expected a space dict with type 'space', got {data!r}.")
         kind = data.get("kind", "space")
+        if kind not in _KINDS and kind in _KIND_MODULES:
+            importlib.import_module(_KIND_MODULES[kind])  # registers the kind
         if kind not in _KINDS:
             raise ValueError(f"Unknown space kind {kind!r}; known kinds: {sorted(_KINDS)}.")
         entries = {

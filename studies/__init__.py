@@ -6,13 +6,13 @@ Example:
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from studies.records import StudyRecord, TrialRecord, list_studies, load_study_record
-from studies.storage import DEFAULT_STORAGE, Storage, StorageError, open_storage
 
 if TYPE_CHECKING:
     from studies.experiment import Experiment
+    from studies.records import StudyRecord, TrialRecord, list_studies, load_study_record
+    from studies.storage import DEFAULT_STORAGE, Storage, StorageError, open_storage
     from studies.study import Study
 
 __all__ = [
@@ -29,15 +29,23 @@ __all__ = [
 ]
 
 
+# Everything loads on first use: a Ray trial imports ``studies.trial`` only, and should
+# not pay for the database layer (SQLAlchemy, Optuna) or the search stack.
+_LAZY = {
+    "DEFAULT_STORAGE": "studies.storage",
+    "Experiment": "studies.experiment",
+    "Storage": "studies.storage",
+    "StorageError": "studies.storage",
+    "Study": "studies.study",
+    "StudyRecord": "studies.records",
+    "TrialRecord": "studies.records",
+    "list_studies": "studies.records",
+    "load_study_record": "studies.records",
+    "open_storage": "studies.storage",
+}
+
+
 def __getattr__(name: str) -> Any:
-    # Study pulls in the search and trainer stacks (torch); the dashboard, which reads
-    # records only, should not pay for that import.
-    if name == "Study":
-        from studies.study import Study
-
-        return Study
-    if name == "Experiment":
-        from studies.experiment import Experiment
-
-        return Experiment
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'studies' has no attribute {name!r}")

@@ -18,6 +18,10 @@ only forward events to it, so the rules below are in one place:
   then FAIL.
 
 Not thread-safe: Ray Tune calls searchers and callbacks from its single driver loop.
+``ask`` writes at once (the controller needs the history); the per-epoch and
+end-of-trial writes go, in order, to a background :class:`~studies.writer.OrderedWriter`,
+off Ray Tune's loop: call :meth:`Recorder.flush` before reading them, and
+:meth:`Recorder.close` at the end.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
 from studies.records import ATTR_ARCH_ID, ATTR_ERROR, ATTR_REJECTED, ATTR_TRACEBACK
 from studies.storage import Storage
+from studies.writer import OrderedWriter
 
 TRACEBACK_LIMIT = 20_000
 MAX_REJECTIONS = 1000
@@ -81,6 +86,7 @@ class Recorder:
         self._last_step: dict[str, int] = {}
         self.asked = 0
         self.stopped: str | None = None  # why the search stopped early, if it did
+        self._writer = OrderedWriter()
 
     def ask(self, key: str) -> dict[str, Any] | None:
         """A configuration for the Ray trial ``key``, or None once ``num_trials`` were asked.
@@ -128,9 +134,16 @@ class Recorder:
             return  # Ray repeats the last result when the trial completes.
         self._last_step[key] = step
         metrics = {k: v for k, v in result.items() if k in self._reported_keys(result)}
-        self.storage.add_metrics(trial._trial_id, step, metrics)
         value = result.get(self.objective)
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            value = None
+        self._writer.submit(self._write_epoch, trial, step, metrics, value)
+
+    def _write_epoch(
+        self, trial: optuna.Trial, step: int, metrics: dict[str, Any], value: float | None
+    ) -> None:
+        self.storage.add_metrics(trial._trial_id, step, metrics)
+        if value is not None:
             trial.report(float(value), step)
 
     def complete(self, key: str, result: Mapping[str, Any] | None) -> None:
@@ -158,23 +171,43 @@ class Recorder:
 
     def fail(self, key: str, error: str, traceback: str | None = None) -> None:
         """Trial ``key`` failed: keep the reason, then tell FAIL."""
-        trial = self._open.get(key)
-        if trial is None:
+        if key not in self._open:
             return
-        trial.set_user_attr(ATTR_ERROR, error)
+        attrs = {ATTR_ERROR: error}
         if traceback:
-            trial.set_user_attr(ATTR_TRACEBACK, traceback[-TRACEBACK_LIMIT:])
-        self._tell(key, state=TrialState.FAIL)
+            attrs[ATTR_TRACEBACK] = traceback[-TRACEBACK_LIMIT:]
+        self._tell(key, state=TrialState.FAIL, attrs=attrs)
 
     def fail_open_trials(self, error: str) -> None:
         """Tell FAIL for every trial still open, e.g. when the run is interrupted."""
         for key in list(self._open):
             self.fail(key, error)
 
-    def _tell(self, key: str, state: TrialState, values: float | None = None) -> None:
+    def flush(self) -> None:
+        """Wait until every recorded event is in the database."""
+        self._writer.flush()
+
+    def close(self) -> None:
+        """Write what is pending and stop the background writer."""
+        self._writer.close()
+
+    def _tell(
+        self,
+        key: str,
+        state: TrialState,
+        values: float | None = None,
+        attrs: dict[str, str] | None = None,
+    ) -> None:
         trial = self._open.pop(key)
         self._last_step.pop(key, None)
         self._configs.pop(key, None)
+        self._writer.submit(self._write_tell, trial, state, values, attrs or {})
+
+    def _write_tell(
+        self, trial: optuna.Trial, state: TrialState, values: float | None, attrs: dict[str, str]
+    ) -> None:
+        for name, text in attrs.items():
+            trial.set_user_attr(name, text)
         frozen = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
         if self.on_finish is not None:
             self.on_finish(frozen)

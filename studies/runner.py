@@ -147,7 +147,8 @@ def run_on_ray(
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     from ray import tune
 
-    from studies.tune_adapter import RecorderCallback, RecorderSearcher, make_trainable
+    from studies.trial import make_trainable
+    from studies.tune_adapter import RecorderCallback, RecorderSearcher
 
     mode = "max" if study.direction == "maximize" else "min"
     bar = TrialProgress(study.name, settings.num_trials, study.objective, mode, enabled=progress)
@@ -194,6 +195,7 @@ def run_on_ray(
         bar.summary(recorder.rejected, recorder.stopped)
     finally:
         recorder.fail_open_trials("The run stopped before this trial finished.")
+        recorder.close()
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
         if started:

@@ -12,28 +12,21 @@ the two:
 - :class:`RecorderCallback`, a Ray ``Callback`` that records failures with their
   traceback (Ray tells the searcher only ``error=True``) and fails what is still open
   when the run ends.
-- :func:`make_trainable`, the Ray function trainable that runs an archtune
-  :class:`~trainers.Trainer` with a :class:`TuneSession` forwarding reports and
-  checkpoints to ``ray.tune``.
+- :func:`studies.trial.make_trainable`, the Ray function trainable that runs an archtune
+  :class:`~trainers.Trainer` on the workers (kept apart: it must import little).
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tempfile
-from collections.abc import Callable, Mapping
 from typing import Any
 
-import torch
 from ray import tune
 from ray.tune.search import Searcher
 
-from spaces import SearchSpace
 from studies.recorder import Recorder
-from trainers import Trainer
 
-CHECKPOINT_FILE = "checkpoint.pt"
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
@@ -100,43 +93,3 @@ def error_summary(text: str) -> str:
         if head.replace(".", "").replace("_", "").isalnum() and head[:1].isupper() and ":" in line:
             return line[:500]
     return lines[-1][:500] if lines else "The trial failed without an error message."
-
-
-class TuneSession:
-    """A :class:`~trainers.TrialSession` inside a Ray Tune function trainable."""
-
-    def report(
-        self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None
-    ) -> None:
-        payload = {**metrics, "archtune_keys": list(metrics)}
-        if checkpoint is None:
-            tune.report(payload)
-            return
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, CHECKPOINT_FILE)
-            torch.save(checkpoint, path + ".tmp")
-            os.replace(path + ".tmp", path)
-            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(tmp))
-
-    def restore(self) -> dict[str, Any] | None:
-        checkpoint = tune.get_checkpoint()
-        if checkpoint is None:
-            return None
-        with checkpoint.as_directory() as d:
-            return torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False)
-
-
-def make_trainable(trainer: Trainer, space: SearchSpace, threads: int) -> Callable[[dict], None]:
-    """The Ray Tune function trainable that runs ``trainer`` on each configuration.
-
-    Args:
-        trainer: The archtune trainer, shipped to the workers.
-        space: The search space (the trainer builds the model from it).
-        threads: Intra-op threads for PyTorch in each trial (its CPU share).
-    """
-
-    def archtune_trial(config: dict) -> None:
-        torch.set_num_threads(max(1, threads))
-        trainer.run(config, space, TuneSession())
-
-    return archtune_trial

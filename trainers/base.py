@@ -15,12 +15,14 @@ be picklable (it is shipped to Ray workers) and rebuildable from :meth:`Trainer.
 from __future__ import annotations
 
 import abc
+import importlib
 from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from spaces import SearchSpace
 
 _TRAINERS: dict[str, type[Trainer]] = {}
+_TRAINER_MODULES = {"image_classifier": "trainers.image_classifier"}
 
 
 class TrialSession(Protocol):
@@ -121,6 +123,8 @@ def trainer_from_json(data: Mapping[str, Any]) -> Trainer:
         ValueError: for an unknown trainer name (the message lists the known ones).
     """
     name = data.get("trainer")
+    if name not in _TRAINERS and name in _TRAINER_MODULES:
+        importlib.import_module(_TRAINER_MODULES[name])  # registers the trainer
     if name not in _TRAINERS:
         raise ValueError(f"Unknown trainer {name!r}; known trainers: {sorted(_TRAINERS)}.")
     return _TRAINERS[name](**data.get("kwargs", {}))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
 
 import optuna
 import pytest
@@ -22,7 +23,7 @@ from studies.storage import open_storage
 
 
 @pytest.fixture
-def recorder(db_url: str) -> Recorder:
+def recorder(db_url: str) -> Iterator[Recorder]:
     storage = open_storage(db_url)
     study = optuna.create_study(
         study_name="r",
@@ -42,7 +43,8 @@ def recorder(db_url: str) -> Recorder:
         on_finish=finished.append,
     )
     rec.finished = finished  # type: ignore[attr-defined]
-    return rec
+    yield rec
+    rec.close()
 
 
 def _report(rec: Recorder, key: str, epoch: int, acc: float) -> dict:
@@ -74,6 +76,7 @@ def test_full_budget_is_complete_short_is_pruned(recorder: Recorder, db_url: str
     recorder.complete("full", last)  # the final report arrives only with completion
     short = _report(recorder, "short", 1, 0.2)
     recorder.complete("short", short)  # repeated last result must not duplicate rows
+    recorder.flush()
     study = optuna.load_study(study_name="r", storage=db_url)
     full, pruned = study.trials
     assert full.state == TrialState.COMPLETE and full.value == pytest.approx(0.9)
@@ -90,6 +93,7 @@ def test_failure_keeps_reason_and_traceback(recorder: Recorder, db_url: str) -> 
     recorder.ask("bad")
     _report(recorder, "bad", 1, 0.3)
     recorder.fail("bad", "ValueError: boom", traceback="Traceback ...\nValueError: boom")
+    recorder.flush()
     (t,) = optuna.load_study(study_name="r", storage=db_url).trials
     assert t.state == TrialState.FAIL
     assert t.user_attrs[ATTR_ERROR] == "ValueError: boom"
@@ -108,6 +112,7 @@ def test_failure_keeps_reason_and_traceback(recorder: Recorder, db_url: str) -> 
 def test_unusable_final_results_fail(recorder: Recorder, db_url: str, last, match) -> None:
     recorder.ask("t")
     recorder.complete("t", last)
+    recorder.flush()
     (t,) = optuna.load_study(study_name="r", storage=db_url).trials
     assert t.state == TrialState.FAIL
     assert re.search(match, t.user_attrs[ATTR_ERROR])
@@ -118,6 +123,7 @@ def test_open_trials_fail_when_the_run_ends(recorder: Recorder, db_url: str) -> 
     recorder.ask("b")
     _report(recorder, "a", 1, 0.4)
     recorder.fail_open_trials("The run stopped.")
+    recorder.flush()
     states = [t.state for t in optuna.load_study(study_name="r", storage=db_url).trials]
     assert states == [TrialState.FAIL, TrialState.FAIL]
     recorder.complete("a", {"epoch": 3, "acc": 0.9})  # late events for told trials are ignored
@@ -161,3 +167,18 @@ def test_search_stops_when_nothing_meets_the_constraints(db_url: str, monkeypatc
     rec = _constrained(db_url, limit=1)
     assert rec.ask("t0") is None
     assert rec.rejected == 5 and "loosen them" in rec.stopped
+
+
+def test_writes_happen_off_the_calling_thread_but_in_order(recorder: Recorder, db_url) -> None:
+    import threading
+
+    writers: set[str] = set()
+    recorder.on_finish = lambda t: writers.add(threading.current_thread().name)
+    recorder.ask("t")
+    for e in (1, 2, 3):
+        _report(recorder, "t", e, e / 10)
+    recorder.complete("t", {"epoch": 3, "acc": 0.3, "archtune_keys": ["epoch", "acc"]})
+    recorder.close()
+    (t,) = optuna.load_study(study_name="r", storage=db_url).trials
+    assert t.intermediate_values == {1: 0.1, 2: 0.2, 3: 0.3} and t.state == TrialState.COMPLETE
+    assert writers == {"archtune-writer"}

@@ -1,0 +1,50 @@
+"""The ordered background writer: order, flush, and failures that are not lost."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from studies.writer import OrderedWriter, WriterError
+
+
+def test_calls_run_in_submission_order_and_flush_waits() -> None:
+    out: list[int] = []
+    writer = OrderedWriter()
+
+    def slow_append(i: int) -> None:
+        time.sleep(0.001 * (i % 3))
+        out.append(i)
+
+    for i in range(50):
+        writer.submit(slow_append, i)
+    writer.flush()
+    assert out == list(range(50))
+    writer.close()
+
+
+def test_a_failure_is_raised_later_and_stops_further_writes() -> None:
+    out: list[str] = []
+    writer = OrderedWriter()
+
+    def boom() -> None:
+        raise OSError("disk full")
+
+    writer.submit(out.append, "a")
+    writer.submit(boom)
+    writer.submit(out.append, "after")
+    with pytest.raises(WriterError, match="disk full"):
+        writer.flush()
+    assert out == ["a"], "writes after a failure are not applied"
+    with pytest.raises(WriterError):
+        writer.submit(out.append, "b")
+    with pytest.raises(WriterError):
+        writer.close()
+
+
+def test_submit_after_close_is_refused() -> None:
+    writer = OrderedWriter()
+    writer.close()
+    with pytest.raises(WriterError, match="closed"):
+        writer.submit(print)
