@@ -76,7 +76,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from spaces.params import Categorical, Fixed, Float, Int, Param, param_from_json
-from spaces.space import SEP, SearchSpace
+from spaces.space import SEP, SearchSpace, nest
 
 NAME = "_name"
 """The entry of a group that holds NNI's nested choice."""
@@ -198,7 +198,7 @@ def from_nni_json(data: Mapping[str, Any] | str) -> SearchSpace:
         data = json.loads(data)
     if not isinstance(data, Mapping):
         raise ValueError(f"NNI search space must be a dict of name -> spec, got {data!r}.")
-    return SearchSpace(_nest(_read(data)))
+    return SearchSpace(nest(_read(data)))
 
 
 def _read(entries: Mapping[str, Any]) -> dict[str, Any]:
@@ -251,7 +251,7 @@ def _read_choice(key: str, branches: list[Mapping[str, Any]]) -> dict[str, Any]:
                 )
             entry = param_from_json({**entry.to_json(), "when": {NAME: where[k]}})
         group[k] = entry
-    return _nest(group)
+    return nest(group)
 
 
 def _param_from_spec(key: str, spec: Mapping[str, Any]) -> Param:
@@ -389,19 +389,3 @@ def config_from_nni(space: SearchSpace, params: Mapping[str, Any]) -> dict[str, 
 
 def _is_real(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _nest(flat: Mapping[str, Any]) -> dict[str, Any]:
-    """Nest ``{"a/b": x}`` into ``{"a": {"b": x}}``."""
-    tree: dict[str, Any] = {}
-    for path, value in flat.items():
-        node = tree
-        *groups, leaf = path.split(SEP)
-        for g in groups:
-            node = node.setdefault(g, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"Name {path!r} nests under the parameter {g!r}.")
-        if leaf in node:
-            raise ValueError(f"Name {path!r} is also used as a group name.")
-        node[leaf] = value
-    return tree

@@ -25,9 +25,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from spaces.family import Family, check_build_args
-from spaces.nni_adapter import _nest, grid_bounds
+from spaces.nni_adapter import grid_bounds
 from spaces.params import Categorical, Fixed, Float, Param
-from spaces.space import SearchSpace
+from spaces.space import SearchSpace, nest
 
 _CLASS = "nni_model_space"
 _KWARGS = "nni_kwargs"
@@ -204,7 +204,7 @@ def from_nni(model_space: Any) -> NniModelSpace:
     reserved = sorted(set(params) & {_CLASS, _KWARGS})
     if reserved:
         raise ValueError(f"NNI labels {reserved} clash with NniModelSpace's own constants.")
-    return NniModelSpace({**_nest(params), _CLASS: Fixed(path), _KWARGS: Fixed(kwargs_json)})
+    return NniModelSpace({**nest(params), _CLASS: Fixed(path), _KWARGS: Fixed(kwargs_json)})
 
 
 def _params(model_space: Any, nni: Any) -> dict[str, Param]:

@@ -24,7 +24,7 @@ from optuna.distributions import (
 )
 
 from spaces.params import Categorical, Float, Int, Param
-from spaces.space import SEP, SearchSpace
+from spaces.space import SearchSpace, nest
 
 
 def param_to_optuna(param: Param) -> BaseDistribution:
@@ -90,15 +90,4 @@ def param_from_optuna(dist: BaseDistribution) -> Param:
 
 def from_optuna(dists: Mapping[str, BaseDistribution]) -> SearchSpace:
     """A nested space from ``/``-separated Optuna parameter names."""
-    tree: dict = {}
-    for path, dist in dists.items():
-        node = tree
-        *parents, leaf = path.split(SEP)
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise ValueError(f"Parameter {path!r} nests under a parameter of the same name.")
-        if leaf in node:
-            raise ValueError(f"Parameter {path!r} is also used as a group name.")
-        node[leaf] = param_from_optuna(dist)
-    return SearchSpace(tree)
+    return SearchSpace(nest({path: param_from_optuna(d) for path, d in dists.items()}))

@@ -344,6 +344,26 @@ class SearchSpace(Mapping[str, "Param | SearchSpace"]):
 _KINDS["space"] = SearchSpace
 
 
+def nest(flat: Mapping[str, Any]) -> dict[str, Any]:
+    """Nest ``{"a/b": x}`` into ``{"a": {"b": x}}``.
+
+    Raises:
+        ValueError: if a name is used both as a leaf and as a group.
+    """
+    tree: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = tree
+        *groups, leaf = path.split(SEP)
+        for g in groups:
+            node = node.setdefault(g, {})
+            if not isinstance(node, dict):
+                raise ValueError(f"Name {path!r} nests under the parameter {g!r}.")
+        if leaf in node:
+            raise ValueError(f"Name {path!r} is also used as a group name.")
+        node[leaf] = value
+    return tree
+
+
 def _member(value: Any, allowed: tuple[Any, ...]) -> bool:
     return any(type(value) is type(a) and value == a for a in allowed)
 
