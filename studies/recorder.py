@@ -100,14 +100,16 @@ class Recorder:
         for _ in range(MAX_REJECTIONS):
             trial = self.study.ask()
             config = self.space.unflatten(suggest(trial, self.space))
-            trial.set_user_attr(ATTR_ARCH_ID, self.space.arch_id(config))
+            arch_id = self.space.arch_id(config)
             reasons = self._violations(config)
             if not reasons:
+                self._writer.submit(trial.set_user_attr, ATTR_ARCH_ID, arch_id)
                 self._open[key] = trial
                 self._configs[key] = config
                 self.asked += 1
                 return config
             self.rejected += 1
+            trial.set_user_attr(ATTR_ARCH_ID, arch_id)
             trial.set_user_attr(ATTR_REJECTED, "; ".join(reasons))
             self.study.tell(trial, state=TrialState.FAIL)
         self.stopped = (

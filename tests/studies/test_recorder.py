@@ -153,6 +153,7 @@ def test_proposals_breaking_constraints_are_rejected_without_training(db_url: st
     configs = [rec.ask(f"t{i}") for i in range(3)]
     assert [c["width"] for c in configs] == [8, 8, 8]
     assert rec.calls[0] == {"params"}
+    rec.flush()
     trials = optuna.load_study(study_name="c", storage=db_url).trials
     rejected = [t for t in trials if ATTR_REJECTED in t.user_attrs]
     assert rec.rejected == len(rejected) > 0
