@@ -105,3 +105,34 @@ def _tpe(
             group=multivariate,
             constant_liar=True,
         )
+
+
+@register_controller(
+    "gp", "Gaussian-process Bayesian optimisation, Optuna's GPSampler (Snoek et al., 2012)"
+)
+def _gp(
+    seed: int | None = None, n_startup_trials: int = 10, deterministic_objective: bool = False
+) -> optuna.samplers.BaseSampler:
+    # Conditional parameters are sampled independently (at random) by the GP sampler; it
+    # says so once per parameter, which is noise in a study log.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.GPSampler(
+            seed=seed,
+            n_startup_trials=n_startup_trials,
+            deterministic_objective=deterministic_objective,
+            warn_independent_sampling=False,
+        )
+
+
+@register_controller(
+    "nsga2", "NSGA-II multi-objective genetic search, Optuna's sampler (Deb et al., 2002)"
+)
+def _nsga2(
+    seed: int | None = None, population_size: int = 20, crossover_prob: float = 0.9
+) -> optuna.samplers.BaseSampler:
+    if population_size < 2:
+        raise ValueError(f"population_size must be at least 2, got {population_size}.")
+    return optuna.samplers.NSGAIISampler(
+        seed=seed, population_size=population_size, crossover_prob=crossover_prob
+    )
