@@ -101,7 +101,10 @@ class Recorder:
             trial = self.study.ask()
             config = self.space.unflatten(suggest(trial, self.space))
             arch_id = self.space.arch_id(config)
-            reasons = self._violations(config)
+            try:
+                reasons = self._violations(config)
+            except Exception as e:  # a network that cannot be built must not stop the run
+                reasons = [f"model statistics failed: {type(e).__name__}: {e}"]
             if not reasons:
                 self._writer.submit(trial.set_user_attr, ATTR_ARCH_ID, arch_id)
                 self._open[key] = trial

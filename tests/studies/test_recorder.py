@@ -183,3 +183,26 @@ def test_writes_happen_off_the_calling_thread_but_in_order(recorder: Recorder, d
     (t,) = optuna.load_study(study_name="r", storage=db_url).trials
     assert t.intermediate_values == {1: 0.1, 2: 0.2, 3: 0.3} and t.state == TrialState.COMPLETE
     assert writers == {"archtune-writer"}
+
+
+def test_a_proposal_whose_statistics_fail_is_rejected_not_fatal(db_url: str) -> None:
+    rec = _constrained(db_url, limit=10_000)
+
+    def stats(config, metrics):
+        if config["width"] == 64:
+            raise RuntimeError("cannot build")
+        return {"params": 1}
+
+    rec.stats = stats
+    configs = [rec.ask(f"t{i}") for i in range(3)]
+    assert [c["width"] for c in configs] == [8, 8, 8]
+    rec.flush()
+    rejected = [
+        t
+        for t in optuna.load_study(study_name="c", storage=db_url).trials
+        if ATTR_REJECTED in t.user_attrs
+    ]
+    assert rejected and all(
+        "RuntimeError: cannot build" in t.user_attrs[ATTR_REJECTED] for t in rejected
+    )
+    rec.close()
