@@ -5,6 +5,8 @@ Example:
     >>> sampler = make_controller("tpe", seed=0)
 """
 
+# The controllers register themselves when their modules are imported.
+from search import evolution, rl  # noqa: F401
 from search.registry import list_controllers, make_controller, register_controller
 
 __all__ = ["list_controllers", "make_controller", "register_controller"]

@@ -79,7 +79,11 @@ def make_controller(
         valid = sorted(k for k in params if k != "seed")
         raise TypeError(f"Controller {name!r} takes no option(s) {unknown}; its options: {valid}.")
     sampler = factory(seed=seed, **kwargs)
-    sampler.archtune_name = name  # type: ignore[attr-defined]  # kept so a study can resume
+    # Kept with the study so `archtune resume` rebuilds the same controller.
+    sampler.archtune_name = name  # type: ignore[attr-defined]
+    if seed is None and getattr(sampler, "rebuildable", False):
+        seed = getattr(sampler, "seed", None)  # the seed it drew, so a resume continues it
+    sampler.archtune_spec = {"name": name, "seed": seed, "options": kwargs}  # type: ignore[attr-defined]
     return sampler
 
 

@@ -34,7 +34,7 @@ class RunSettings:
     resources_per_trial: dict[str, float]
     address: str | None
     run_dir: str | None
-    controller: str = "tpe"
+    controller: dict[str, Any] | None = None
 
     @classmethod
     def validated(
@@ -45,7 +45,7 @@ class RunSettings:
         resources_per_trial: Any,
         address: Any,
         run_dir: Any,
-        controller: str = "tpe",
+        controller: dict[str, Any] | None = None,
     ) -> RunSettings:
         """Check every setting, raising ``ValueError`` that says how to fix it."""
         for label, v in (("num_trials", num_trials), ("max_concurrent", max_concurrent)):
@@ -67,7 +67,15 @@ class RunSettings:
                 f"address {address!r} is not a Ray address; use None (local), 'auto' "
                 "or 'ray://HOST:10001'."
             )
-        return cls(num_trials, max_concurrent, scheduler, resources, address, run_dir, controller)
+        return cls(
+            num_trials,
+            max_concurrent,
+            scheduler,
+            resources,
+            address,
+            run_dir,
+            controller or {"name": "tpe"},
+        )
 
     def to_json(self, finished_before: int) -> dict[str, Any]:
         """The settings as stored in the study, with the trial count they started from."""

@@ -223,7 +223,11 @@ class Study:
             )
         if isinstance(controller, str) or controller is None:
             controller = make_controller(controller or "tpe", seed=None)
-        controller_name = getattr(controller, "archtune_name", "tpe")
+        controller_spec = getattr(controller, "archtune_spec", {"name": "tpe"})
+        try:
+            json.dumps(controller_spec)
+        except TypeError:  # options that are not JSON cannot be stored; keep the name
+            controller_spec = {"name": controller_spec["name"]}
         if not isinstance(controller, optuna.samplers.BaseSampler):
             raise TypeError(
                 f"controller must be an Optuna sampler or a controller name, got {controller!r}."
@@ -235,7 +239,7 @@ class Study:
             resources_per_trial,
             address,
             run_dir,
-            controller_name,
+            controller_spec,
         )
         self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
         self._study.set_user_attr(ATTR_RUN, json.dumps(settings.to_json(self.n_finished())))
@@ -271,7 +275,7 @@ class Study:
         if remaining <= 0:
             return 0
         trainer = trainer_from_json(json.loads(self._study.user_attrs[ATTR_TRAINER]))
-        controller = make_controller(run.get("controller", "tpe"), seed=None)
+        controller = _rebuild_controller(run.get("controller", "tpe"))
         self.run(
             trainer,
             controller,
@@ -287,3 +291,19 @@ class Study:
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, storage={self.storage.url!r})"
+
+
+def _rebuild_controller(spec: str | dict[str, Any]) -> optuna.samplers.BaseSampler:
+    """The controller a run was started with, for its resumption.
+
+    A controller whose randomness is drawn per trial and whose state is rebuilt from the
+    study (``rebuildable = True``) gets its seed back and continues the same search.
+    Others get a fresh seed: with the old one they would replay their first proposals.
+    """
+    if isinstance(spec, str):
+        spec = {"name": spec}
+    options = spec.get("options") or {}
+    sampler = make_controller(spec["name"], seed=spec.get("seed"), **options)
+    if not getattr(sampler, "rebuildable", False):
+        sampler = make_controller(spec["name"], seed=None, **options)
+    return sampler

@@ -84,3 +84,30 @@ def test_objective_must_be_reported_by_the_trainer(db_url: str) -> None:
     study = Study.create("s", _space(), objective="accuracy", storage=db_url)
     with pytest.raises(ValueError, match=r"does not report; it reports \['epoch', 'val_acc'"):
         study.run(ImageClassifier(epochs=1))
+
+
+def test_resume_rebuilds_the_controller_with_its_options() -> None:
+    from studies.study import _rebuild_controller
+
+    tpe = _rebuild_controller({"name": "tpe", "seed": 3, "options": {"n_startup_trials": 4}})
+    assert type(tpe).__name__ == "TPESampler" and tpe._n_startup_trials == 4
+    # Optuna's samplers keep their random state in memory: resumed with the old seed they
+    # would replay their first proposals, so they get a fresh one.
+    assert tpe.archtune_spec["seed"] is None
+    assert _rebuild_controller("random").archtune_spec["name"] == "random"
+
+
+def test_resume_keeps_the_seed_of_a_rebuildable_controller() -> None:
+    from search import make_controller
+    from studies.study import _rebuild_controller
+
+    evo = _rebuild_controller(
+        {"name": "evolution", "seed": 5, "options": {"population_size": 8, "tournament_size": 3}}
+    )
+    assert evo.archtune_spec == {
+        "name": "evolution",
+        "seed": 5,
+        "options": {"population_size": 8, "tournament_size": 3},
+    }
+    drawn = make_controller("rl").archtune_spec["seed"]
+    assert isinstance(drawn, int), "the seed a rebuildable controller drew is kept for resume"
