@@ -6,7 +6,7 @@ Example:
 """
 
 # The controllers register themselves when their modules are imported.
-from search import evolution, rl  # noqa: F401
+from search import evolution, nni_tuners, rl  # noqa: F401
 from search.registry import list_controllers, make_controller, register_controller
 
 __all__ = ["list_controllers", "make_controller", "register_controller"]

@@ -23,7 +23,7 @@ from spaces.optuna_adapter import suggest
 CONTROLLERS = sorted(list_controllers())
 # Controllers whose randomness is drawn per trial from (seed, trial number) and whose
 # state is rebuilt from the study: a reloaded one proposes what the original would have.
-REBUILDABLE = {"evolution", "rl"} & set(CONTROLLERS)
+REBUILDABLE = {"evolution", "rl", "nni-tpe", "nni-evolution"} & set(CONTROLLERS)
 MULTI_OBJECTIVE = {"nsga2", "evolution"} & set(CONTROLLERS)
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
