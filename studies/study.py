@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 from search import make_controller
 from spaces import SearchSpace
 from studies.records import (
+    ATTR_ERROR,
     ATTR_OBJECTIVE,
     ATTR_RUN,
     ATTR_SPACE,
@@ -265,7 +266,7 @@ class Study:
         stale = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for t in stale:
             self.storage.optuna.set_trial_user_attr(
-                t._trial_id, "archtune:error", "The driver stopped before this trial finished."
+                t._trial_id, ATTR_ERROR, "The driver stopped before this trial finished."
             )
             self.storage.optuna.set_trial_state_values(t._trial_id, TrialState.FAIL)
         run = json.loads(self._study.user_attrs[ATTR_RUN])
