@@ -68,6 +68,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search.base import DefineByRunSampler
 from search.registry import register_controller
 from spaces.optuna_adapter import param_from_optuna
 from spaces.params import Param
@@ -99,7 +100,7 @@ class _Plan:
     value: Any = None
 
 
-class RegularizedEvolutionSampler(optuna.samplers.BaseSampler):
+class RegularizedEvolutionSampler(DefineByRunSampler):
     """Regularized (aging) evolution with tournament selection (Real et al., 2019).
 
     Args:
@@ -145,18 +146,6 @@ class RegularizedEvolutionSampler(optuna.samplers.BaseSampler):
         # Caches, rebuilt from the study when lost: per storage, the plans of open trials
         # and what each finished trial (whose parameters and values never change) adds.
         self._memos: weakref.WeakKeyDictionary[Any, _Memo] = weakref.WeakKeyDictionary()
-
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        """Nothing is sampled jointly: conditional spaces are walked define-by-run."""
-        return {}
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        """Nothing is sampled jointly (see :meth:`sample_independent`)."""
-        return {}
 
     def sample_independent(
         self,

@@ -76,6 +76,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search.base import DefineByRunSampler
 from search.registry import register_controller
 from spaces.nni_adapter import param_to_nni
 from spaces.optuna_adapter import param_from_optuna
@@ -94,7 +95,7 @@ class _Plan:
     space: dict[str, BaseDistribution] = field(default_factory=dict)
 
 
-class NniTunerSampler(optuna.samplers.BaseSampler):
+class NniTunerSampler(DefineByRunSampler):
     """An NNI 3 HPO tuner as an Optuna sampler, rebuilt from the study at each trial.
 
     Args:
@@ -153,12 +154,6 @@ class NniTunerSampler(optuna.samplers.BaseSampler):
     ) -> dict[str, BaseDistribution]:
         """Nothing is sampled jointly; refuses studies with several objectives."""
         _check_single_objective(study)
-        return {}
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        """Nothing is sampled jointly (see :meth:`sample_independent`)."""
         return {}
 
     def sample_independent(

@@ -72,6 +72,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
+from search.base import DefineByRunSampler
 from search.registry import register_controller
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -179,7 +180,7 @@ def _entropy_grad(p: np.ndarray) -> np.ndarray:
 @register_controller(
     "rl", "REINFORCE policy gradient with baseline and entropy bonus (Zoph & Le, 2017)"
 )
-class ReinforceSampler(optuna.samplers.BaseSampler):
+class ReinforceSampler(DefineByRunSampler):
     """Learn a factorised softmax policy over the decisions with a policy gradient.
 
     See the module docstring for the policy, the rewards and how the state is rebuilt.
@@ -246,18 +247,6 @@ class ReinforceSampler(optuna.samplers.BaseSampler):
         self._lock = threading.Lock()
 
     # BaseSampler -------------------------------------------------------------------
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        """Nothing is sampled jointly: every decision is asked for on its own."""
-        return {}
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        """Nothing is sampled jointly (see :meth:`infer_relative_search_space`)."""
-        return {}
-
     def sample_independent(
         self,
         study: optuna.Study,

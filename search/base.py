@@ -1,0 +1,42 @@
+"""The base class of archtune's own controllers.
+
+Optuna asks a sampler twice per trial: once for a joint ("relative") proposal over a
+search space it infers, then once per parameter that proposal did not cover
+(``sample_independent``), in the order the objective suggests them. archtune's spaces
+are conditional and suggested define-by-run, parents first (``spaces.optuna_adapter.
+suggest``), so its controllers propose everything in ``sample_independent``: the first
+call of a trial plans the whole proposal from the study's finished trials, and each call
+returns that plan's value for the parameter asked, once its parents are known.
+
+Contract for subclasses: implement ``sample_independent``; keep no search state that
+cannot be rebuilt from the study (caches are fine); draw randomness per trial from the
+seed and the trial number (``np.random.default_rng([seed, trial.number])``) so that a
+controller rebuilt on the same study proposes the same; set ``rebuildable = True`` when
+that holds, so ``archtune resume`` gives it its seed back.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import optuna
+from optuna.distributions import BaseDistribution
+from optuna.trial import FrozenTrial
+
+
+class DefineByRunSampler(optuna.samplers.BaseSampler):
+    """A sampler that proposes every decision in ``sample_independent`` (see module doc)."""
+
+    rebuildable: ClassVar[bool] = False
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        """Nothing is sampled jointly: conditional spaces are walked define-by-run."""
+        return {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        """Nothing is sampled jointly (see :meth:`sample_independent`)."""
+        return {}
