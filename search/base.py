@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
@@ -40,3 +41,19 @@ class DefineByRunSampler(optuna.samplers.BaseSampler):
     ) -> dict[str, Any]:
         """Nothing is sampled jointly (see :meth:`sample_independent`)."""
         return {}
+
+
+def resolve_seed(seed: Any) -> int:
+    """``seed`` checked, or a fresh one drawn from the OS when it is None.
+
+    Raises:
+        TypeError: for a seed that is not an int.
+        ValueError: for a negative seed.
+    """
+    if seed is None:
+        return int(np.random.SeedSequence().generate_state(1)[0])
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an int or None, got {seed!r}.")
+    if seed < 0:
+        raise ValueError(f"seed must be a non-negative int (or None), got {seed}.")
+    return int(seed)

@@ -68,7 +68,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from search.base import DefineByRunSampler
+from search.base import DefineByRunSampler, resolve_seed
 from search.registry import register_controller
 from spaces.optuna_adapter import param_from_optuna
 from spaces.params import Param
@@ -135,10 +135,8 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         use_pruned: bool = False,
         mutation_scale: float = 0.2,
     ) -> None:
-        _check_options(seed, population_size, tournament_size, mutation_scale)
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
-        self.seed = seed
+        self.seed = resolve_seed(seed)
+        _check_options(population_size, tournament_size, mutation_scale)
         self.population_size = population_size
         self.tournament_size = tournament_size
         self.use_pruned = bool(use_pruned)
@@ -253,13 +251,7 @@ _MISSING = object()
 _COMPLETE = (TrialState.COMPLETE,)
 
 
-def _check_options(
-    seed: Any, population_size: Any, tournament_size: Any, mutation_scale: Any
-) -> None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))):
-        raise TypeError(f"seed must be an int or None, got {seed!r}.")
-    if seed is not None and seed < 0:
-        raise ValueError(f"seed must be a non-negative int (or None), got {seed}.")
+def _check_options(population_size: Any, tournament_size: Any, mutation_scale: Any) -> None:
     if isinstance(population_size, bool) or not isinstance(population_size, int):
         raise ValueError(f"population_size must be an int >= 2, got {population_size!r}.")
     if population_size < 2:

@@ -76,7 +76,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from search.base import DefineByRunSampler
+from search.base import DefineByRunSampler, resolve_seed
 from search.registry import register_controller
 from spaces.nni_adapter import param_to_nni
 from spaces.optuna_adapter import param_from_optuna
@@ -129,22 +129,15 @@ class NniTunerSampler(DefineByRunSampler):
     ) -> None:
         if algorithm not in ALGORITHMS:
             raise ValueError(f"Unknown NNI algorithm {algorithm!r}; choose one of {ALGORITHMS}.")
-        if seed is not None and (
-            isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
-        ):
-            raise TypeError(f"seed must be an int or None, got {seed!r}.")
-        if seed is not None and seed < 0:
-            raise ValueError(f"seed must be a non-negative int (or None), got {seed}.")
+        seed = resolve_seed(seed)
         for name, value, low in (
             ("n_startup_trials", n_startup_trials, 0),
             ("population_size", population_size, 2),
         ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise ValueError(f"{name} must be an int >= {low}, got {value!r}.")
-        if seed is None:
-            seed = int(np.random.SeedSequence().generate_state(1)[0])
         self.algorithm = algorithm
-        self.seed = int(seed)
+        self.seed = seed
         self.n_startup_trials = n_startup_trials
         self.population_size = population_size
         self._plans: weakref.WeakKeyDictionary[Any, dict[int, _Plan]] = weakref.WeakKeyDictionary()

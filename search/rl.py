@@ -72,7 +72,7 @@ import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution, IntDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from search.base import DefineByRunSampler
+from search.base import DefineByRunSampler, resolve_seed
 from search.registry import register_controller
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -229,9 +229,9 @@ class ReinforceSampler(DefineByRunSampler):
         ppo_clip: float = 0.2,
         fail_reward: float | None = -1.0,
     ) -> None:
-        _check_options(seed, learning_rate, entropy_weight, baseline_decay, bins, algorithm)
+        self.seed = resolve_seed(seed)
+        _check_options(learning_rate, entropy_weight, baseline_decay, bins, algorithm)
         _check_options_ppo(batch_size, ppo_epochs, ppo_clip, fail_reward)
-        self.seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else seed
         self.learning_rate = float(learning_rate)
         self.entropy_weight = float(entropy_weight)
         self.baseline_decay = float(baseline_decay)
@@ -381,10 +381,8 @@ class ReinforceSampler(DefineByRunSampler):
 
 
 def _check_options(
-    seed: Any, learning_rate: Any, entropy_weight: Any, decay: Any, bins: Any, algorithm: Any
+    learning_rate: Any, entropy_weight: Any, decay: Any, bins: Any, algorithm: Any
 ) -> None:
-    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
-        raise ValueError(f"seed must be a non-negative int or None, got {seed!r}.")
     if not _real(learning_rate) or learning_rate <= 0:
         raise ValueError(
             f"learning_rate must be a positive number (e.g. 0.5), got {learning_rate!r}."
