@@ -47,9 +47,7 @@ import argparse  # noqa: E402
 import functools  # noqa: E402
 import json  # noqa: E402
 import logging  # noqa: E402
-import platform  # noqa: E402
 import statistics  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -58,6 +56,7 @@ from collections.abc import Callable, Mapping  # noqa: E402
 from datetime import datetime, timezone  # noqa: E402
 from typing import Any  # noqa: E402
 
+import machine_info  # noqa: E402
 import optuna  # noqa: E402
 import ray  # noqa: E402
 from ray import tune  # noqa: E402
@@ -280,45 +279,9 @@ def run_archtune(
 
 # Environment ---------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    """CPU model, cores and memory, library versions, and the archtune code measured."""
-    import torch
-
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    try:
-        ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    except (ValueError, OSError):
-        ram_gib = float("nan")
+    """Hardware, versions, and the archtune code measured (that of ``studies`` on the path)."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(studies.__file__)))
-    try:
-        commit = subprocess.run(
-            ["git", "-C", root, "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    return {
-        "archtune_path": root,
-        "archtune_commit": commit,
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "ram_gib": round(ram_gib, 1),
-        "platform": platform.platform(),
-        "python": platform.python_version(),
-        "ray": ray.__version__,
-        "optuna": optuna.__version__,
-        "torch": torch.__version__,
-    }
+    return {"archtune_path": root, **machine_info.machine(root, ["ray", "optuna", "torch"])}
 
 
 # Main ----------------------------------------------------------------------------------

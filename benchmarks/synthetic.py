@@ -27,15 +27,14 @@ import datetime
 import json
 import math
 import os
-import platform
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import machine_info
 import numpy as np
 import optuna
 
@@ -126,40 +125,9 @@ def run_one(method: str, function: str, seed: int, budget: int) -> dict[str, Any
 
 # Reporting ------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    """CPU model, cores and memory, library versions, and the archtune code measured."""
-    cpu = "unknown"
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            cpu = next(ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    ram_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+    """Hardware, library versions and the archtune commit measured."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    try:
-        commit = subprocess.run(
-            ["git", "-C", root, "describe", "--always", "--dirty"],
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        commit = "unknown"
-    versions = {"python": platform.python_version(), "optuna": optuna.__version__}
-    versions["numpy"] = np.__version__
-    for mod in ("cmaes", "scipy", "torch"):
-        try:
-            versions[mod] = __import__(mod).__version__
-        except ImportError:
-            versions[mod] = None
-    return {
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "ram_gib": round(ram_gib, 1),
-        "platform": platform.platform(),
-        "archtune_commit": commit,
-        **versions,
-    }
+    return machine_info.machine(root, ["optuna", "numpy", "cmaes", "scipy", "torch"])
 
 
 def summarise(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
