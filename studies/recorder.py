@@ -15,7 +15,10 @@ only forward events to it, so the rules below are in one place:
   low-fidelity values apart).
   Ray marks both cases ``done``, so the epoch count is what decides.
 - ``fail``: the one-line reason and the traceback go to the trial's user attributes,
-  then FAIL.
+  then FAIL. A report carrying ``archtune_error`` (the trial's own code raised; see
+  :mod:`studies.trial`) is a failure too.
+- ``checkpoint``: the directory of the trial's last checkpoint, recorded in
+  ``archtune:checkpoint`` when the trial is told.
 
 Not thread-safe: Ray Tune calls searchers and callbacks from its single driver loop.
 ``ask`` writes at once (the controller needs the history); the per-epoch and
@@ -37,7 +40,9 @@ from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
 from studies.records import ATTR_ARCH_ID, ATTR_ERROR, ATTR_REJECTED, ATTR_TRACEBACK
 from studies.storage import Storage
+from studies.trial import ERROR_KEY, TRACEBACK_KEY
 from studies.writer import OrderedWriter
+from trainers.base import ATTR_CHECKPOINT
 
 TRACEBACK_LIMIT = 20_000
 MAX_REJECTIONS = 1000
@@ -84,6 +89,7 @@ class Recorder:
         self._open: dict[str, optuna.Trial] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._last_step: dict[str, int] = {}
+        self._checkpoints: dict[str, str] = {}
         self.asked = 0
         self.stopped: str | None = None  # why the search stopped early, if it did
         self._writer = OrderedWriter()
@@ -134,6 +140,9 @@ class Recorder:
         trial = self._open.get(key)
         if trial is None:
             return
+        if ERROR_KEY in result:
+            self.fail(key, str(result[ERROR_KEY]), traceback=result.get(TRACEBACK_KEY))
+            return
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         if self._last_step.get(key) == step:
             return  # Ray repeats the last result when the trial completes.
@@ -174,6 +183,11 @@ class Recorder:
         else:
             self._tell(key, values=float(value), state=TrialState.COMPLETE)
 
+    def checkpoint(self, key: str, path: str) -> None:
+        """Trial ``key`` saved a checkpoint in directory ``path`` (the last one is kept)."""
+        if key in self._open:
+            self._checkpoints[key] = path
+
     def fail(self, key: str, error: str, traceback: str | None = None) -> None:
         """Trial ``key`` failed: keep the reason, then tell FAIL."""
         if key not in self._open:
@@ -206,7 +220,10 @@ class Recorder:
         trial = self._open.pop(key)
         self._last_step.pop(key, None)
         self._configs.pop(key, None)
-        self._writer.submit(self._write_tell, trial, state, values, attrs or {})
+        attrs = dict(attrs or {})
+        if key in self._checkpoints:
+            attrs[ATTR_CHECKPOINT] = self._checkpoints.pop(key)
+        self._writer.submit(self._write_tell, trial, state, values, attrs)
 
     def _write_tell(
         self, trial: optuna.Trial, state: TrialState, values: float | None, attrs: dict[str, str]

@@ -31,6 +31,7 @@ ATTR_ERROR = "archtune:error"
 ATTR_TRACEBACK = "archtune:traceback"
 ATTR_ARCH_ID = "archtune:arch_id"
 ATTR_REJECTED = "archtune:rejected"
+# ATTR_CHECKPOINT ("archtune:checkpoint") is defined in trainers.base, which reads it.
 
 
 @dataclass

@@ -16,6 +16,7 @@ from spaces import SearchSpace
 from studies.progress import TrialProgress
 from studies.recorder import Recorder
 from trainers import Trainer
+from trainers.distributed import num_workers, placement
 
 if TYPE_CHECKING:
     from studies.study import Study
@@ -35,6 +36,7 @@ class RunSettings:
     address: str | None
     run_dir: str | None
     controller: dict[str, Any] | None = None
+    max_retries: int = 2
 
     @classmethod
     def validated(
@@ -46,11 +48,17 @@ class RunSettings:
         address: Any,
         run_dir: Any,
         controller: dict[str, Any] | None = None,
+        max_retries: Any = 2,
     ) -> RunSettings:
         """Check every setting, raising ``ValueError`` that says how to fix it."""
         for label, v in (("num_trials", num_trials), ("max_concurrent", max_concurrent)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{label} must be a positive integer, got {v!r}.")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ValueError(
+                f"max_retries must be an integer >= 0 (restarts of a trial whose worker "
+                f"died), got {max_retries!r}."
+            )
         scheduler = scheduler or "fifo"
         if scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {list(SCHEDULERS)}.")
@@ -60,6 +68,7 @@ class RunSettings:
                 raise ValueError(f"resources_per_trial[{key!r}] must be a number >= 0, got {v!r}.")
         if resources.get("cpu", 0) + resources.get("gpu", 0) <= 0:
             raise ValueError("resources_per_trial needs a positive 'cpu' or 'gpu' count.")
+        placement(resources)  # checks the data-parallel workers ('workers', 'gpu')
         if address is not None and not (
             address == "auto" or address.startswith(("ray://", "localhost:")) or ":" in address
         ):
@@ -75,6 +84,7 @@ class RunSettings:
             address,
             run_dir,
             controller or {"name": "tpe"},
+            max_retries,
         )
 
     def to_json(self, finished_before: int) -> dict[str, Any]:
@@ -153,6 +163,8 @@ def run_on_ray(
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    # A failed trial's last report carries the error instead of the objective.
+    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
     from ray import tune
 
     from studies.trial import make_trainable
@@ -175,9 +187,12 @@ def run_on_ray(
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        threads = max(1, int(settings.resources_per_trial.get("cpu", 1)))
+        trainer.prepare()
+        resources = settings.resources_per_trial
+        workers = num_workers(resources)
+        threads = max(1, int(resources.get("cpu", 1) // workers))
         trainable = tune.with_resources(
-            make_trainable(trainer, space, threads), settings.resources_per_trial
+            make_trainable(trainer, space, threads, workers), placement(resources)
         )
         tuner = tune.Tuner(
             trainable,
@@ -196,6 +211,9 @@ def run_on_ray(
                 verbose=0,
                 callbacks=[RecorderCallback(recorder)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                # Restarts (from the last checkpoint) of trials whose worker died; errors
+                # raised by a trial's own code end it FAIL at once (studies.trial).
+                failure_config=tune.FailureConfig(max_failures=settings.max_retries),
             ),
         )
         with bar:

@@ -185,6 +185,7 @@ class Study:
         address: str | None = None,
         run_dir: str | None = None,
         progress: bool = True,
+        max_retries: int = 2,
     ) -> None:
         """Run ``num_trials`` more trials on Ray Tune, recording each as it ends.
 
@@ -202,6 +203,10 @@ class Study:
                 has); ``"auto"`` or ``"ray://host:10001"`` joins a cluster.
             run_dir: Where Ray keeps trial directories and checkpoints.
             progress: Show a progress bar with trials done and the best value.
+            max_retries: Restarts of a trial whose worker died (a lost node, a killed
+                process), each from the trial's last checkpoint. A trial whose own code
+                raises (NaN loss, out of memory, a bad configuration) is not retried: it
+                ends FAIL with the error recorded.
 
         Raises:
             ValueError / TypeError: on a bad argument, before anything runs.
@@ -241,6 +246,7 @@ class Study:
             address,
             run_dir,
             controller_spec,
+            max_retries,
         )
         self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
         self._study.set_user_attr(ATTR_RUN, json.dumps(settings.to_json(self.n_finished())))
@@ -286,6 +292,7 @@ class Study:
             resources_per_trial=run["resources_per_trial"],
             address=address,
             run_dir=run.get("run_dir"),
+            max_retries=run.get("max_retries", 2),
             progress=progress,
         )
         return remaining

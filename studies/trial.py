@@ -10,19 +10,32 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from ray import tune
+from ray.exceptions import RayActorError
 
 from spaces.space import SearchSpace
 from trainers.base import Trainer
+from trainers.distributed import WorkerDied
 
-CHECKPOINT_FILE = "checkpoint.pt"
+CHECKPOINT_FILE = "checkpoint.pt"  # trainers.checkpoint.CHECKPOINT_FILE (no torch import here)
+# Keys of the last report of a trial whose trainer raised: the driver records it FAIL.
+ERROR_KEY = "archtune_error"
+TRACEBACK_KEY = "archtune_traceback"
 
 
 class TuneSession:
-    """A :class:`~trainers.TrialSession` inside a Ray Tune function trainable."""
+    """A :class:`~trainers.TrialSession` inside a Ray Tune function trainable.
+
+    Args:
+        workers: Data-parallel workers the trial runs on (``trainers.distributed``).
+    """
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = workers
 
     def report(
         self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None
@@ -49,19 +62,36 @@ class TuneSession:
             return torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False)
 
 
-def make_trainable(trainer: Trainer, space: SearchSpace, threads: int) -> Callable[[dict], None]:
+def make_trainable(
+    trainer: Trainer, space: SearchSpace, threads: int, workers: int = 1
+) -> Callable[[dict], None]:
     """The Ray Tune function trainable that runs ``trainer`` on each configuration.
 
     Args:
         trainer: The archtune trainer, shipped to the workers.
         space: The search space (the trainer builds the model from it).
         threads: Intra-op threads for PyTorch in each trial (its CPU share).
+        workers: Data-parallel workers of each trial (1: the trial's own process).
     """
 
     def archtune_trial(config: dict) -> None:
         torch = sys.modules.get("torch")  # loaded by a torch trainer when it was unpickled
         if torch is not None:
             torch.set_num_threads(max(1, threads))
-        trainer.run(config, space, TuneSession())
+        try:
+            trainer.run(config, space, TuneSession(workers))
+        except (RayActorError, WorkerDied):
+            raise  # a data-parallel worker of the trial died: Ray retries the trial
+        except Exception as e:
+            # An error raised by the trial's own code (NaN loss, out of memory, a bad
+            # configuration) would happen again on a retry: report it and end the trial,
+            # so Ray's retries (FailureConfig) are spent only on workers that died.
+            tune.report(
+                {
+                    ERROR_KEY: f"{type(e).__name__}: {e}"[:500],
+                    TRACEBACK_KEY: traceback.format_exc(),
+                    "archtune_keys": [],
+                }
+            )
 
     return archtune_trial

@@ -10,8 +10,8 @@ the two:
   stopped early (so samplers learn from low-fidelity values as if final) and drops
   intermediate values.
 - :class:`RecorderCallback`, a Ray ``Callback`` that records failures with their
-  traceback (Ray tells the searcher only ``error=True``) and fails what is still open
-  when the run ends.
+  traceback (Ray tells the searcher only ``error=True``), each trial's last checkpoint
+  directory, and fails what is still open when the run ends.
 - :func:`studies.trial.make_trainable`, the Ray function trainable that runs an archtune
   :class:`~trainers.Trainer` on the workers (kept apart: it must import little).
 """
@@ -80,6 +80,11 @@ class RecorderCallback(_DriverOnly, tune.Callback):
             with open(path, encoding="utf-8", errors="replace") as f:
                 text = _ANSI.sub("", f.read())
         self.recorder.fail(trial.trial_id, error_summary(text), traceback=text or None)
+
+    def on_checkpoint(
+        self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
+    ) -> None:
+        self.recorder.checkpoint(trial.trial_id, checkpoint.path)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
         self.recorder.fail_open_trials("The run ended before this trial finished.")

@@ -6,8 +6,10 @@ Ray Tune (``studies`` passes a session that forwards to ``ray.tune.report``) or 
 process (:meth:`Trainer.fit`, for debugging and tests). Trainers never touch the study
 database: only the driver records.
 
-Call order: ``check_space(space)`` once in the driver before any trial starts; then, in
-each trial, ``run(config, space, session)``. ``run`` may call ``session.restore()``
+Call order: ``check_space(space)`` once in the driver before any trial starts, then
+``prepare()`` once in the driver when Ray is up (work shared by every trial, such as a
+teacher's logits put in Ray's object store); then, in each trial,
+``run(config, space, session)``. ``run`` may call ``session.restore()``
 first, and resumes from the returned checkpoint when it is not ``None``. A trainer must
 be picklable (it is shipped to Ray workers) and rebuildable from :meth:`Trainer.spec`.
 """
@@ -20,6 +22,10 @@ from collections.abc import Mapping
 from typing import Any, ClassVar, Protocol
 
 from spaces import SearchSpace
+
+# The trial user attribute where the driver records the directory of a trial's last
+# checkpoint (a teacher for distillation can be named by study and trial number).
+ATTR_CHECKPOINT = "archtune:checkpoint"
 
 _TRAINERS: dict[str, type[Trainer]] = {}
 _TRAINER_MODULES = {"image_classifier": "trainers.image_classifier"}
@@ -36,9 +42,15 @@ class TrialSession(Protocol):
     def restore(self) -> dict[str, Any] | None:
         """The last checkpoint reported by this trial before a restart, if any."""
 
+    @property
+    def workers(self) -> int:
+        """Data-parallel workers the trial runs on (1: the trial's own process)."""
+
 
 class LocalSession:
     """A session that keeps everything in memory: used by :meth:`Trainer.fit`."""
+
+    workers = 1  # data-parallel workers of the trial
 
     def __init__(self) -> None:
         self.history: list[dict[str, float]] = []
@@ -90,6 +102,12 @@ class Trainer(abc.ABC):
     def spec(self) -> dict[str, Any]:
         """JSON-able constructor arguments; ``type(self)(**spec())`` rebuilds the trainer."""
 
+    def prepare(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
+        """Driver-side work shared by every trial, run once Ray is up (default: none).
+
+        What it computes must travel with the pickled trainer, not in :meth:`spec`.
+        """
+
     def epochs_for(self, config: Mapping[str, Any]) -> int:
         """Epochs a full run of ``config`` trains; fewer at its end means a scheduler cut it."""
         return self.max_epochs
@@ -109,6 +127,7 @@ class Trainer(abc.ABC):
     def fit(self, config: Mapping[str, Any], space: SearchSpace) -> dict[str, float]:
         """Train one configuration in this process, without Ray; return the final metrics."""
         self.check_space(space)
+        self.prepare()
         return self.run(config, space, LocalSession())
 
     def to_json(self) -> dict[str, Any]:

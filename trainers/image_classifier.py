@@ -17,21 +17,15 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Mapping
-from contextlib import nullcontext
 from typing import Any
 
 import torch
-from torch import nn
 
-from spaces import Family, SearchSpace, TrainingSpace, model_stats
+from spaces import DenseNetSpace, Family, ResNetSpace, SearchSpace, TrainingSpace, model_stats
 from spaces.family import config_of
 from trainers.base import Trainer, TrialSession
-from trainers.data import DATASETS, TensorData, batches, load_dataset
-
-CHECKPOINT_VERSION = 1
-# TrainingSpace knobs this trainer does not apply yet: a space may not search or set them.
-UNSUPPORTED_KNOBS = ("prune_ratio", "distill_alpha", "distill_temperature")
-UNSUPPORTED_PRECISIONS = ("fp16",)
+from trainers.data import DEFAULT_IN_MEMORY_LIMIT, describe_source, load_data
+from trainers.loop import TrialRun, lr_schedule
 
 
 class ImageClassifier(Trainer):
@@ -39,18 +33,42 @@ class ImageClassifier(Trainer):
 
     The space must have a ``"model"`` entry that is an architecture family (it builds the
     network) and may have a ``"train"`` entry that is a
-    :class:`~spaces.TrainingSpace` (defaults are used for knobs it leaves out).
+    :class:`~spaces.TrainingSpace` (defaults are used for knobs it leaves out). Every
+    knob of the training space is applied: see :mod:`trainers.loop` for precision,
+    distillation, pruning and data parallelism.
 
     Each report holds ``epoch``, ``val_acc``, ``val_loss``, ``train_loss``,
     ``train_acc``, ``lr`` (at the end of the epoch), ``seconds`` (training time of the
-    epoch) and ``samples_per_s``; the final metrics add ``params``.
+    epoch), ``samples_per_s`` and ``skipped_steps`` (fp16 steps skipped by the loss
+    scaler). The last report adds the final figures of
+    :meth:`trainers.loop.TrialRun.final_metrics` (``params``, ``flops``,
+    ``latency_ms``, ``test_acc``, the dense figures after pruning, int8 figures).
+
+    A configuration with ``prune_ratio > 0`` trains ``epochs - F`` epochs, is pruned,
+    then fine-tuned for the last ``F = max(1, ceil(epochs * finetune_fraction))``
+    epochs (with one epoch, it is pruned at initialisation and trained once).
 
     Args:
-        dataset: One of ``trainers.data.DATASETS``.
+        dataset: A source :func:`trainers.data.load_data` reads: ``"digits"``,
+            ``"cifar10"``, ``"folder"``, a callable or an ``"module:function"`` path.
         epochs: Training epochs of a full trial (a scheduler may stop a trial earlier).
-        val_fraction: Share of the data held out for validation.
+        val_fraction: Share of the training data held out for validation (``None``: 0.2,
+            or the source's own split).
         seed: Seed of the data split and of each trial's initialisation and batch order.
         device: ``"cpu"``, ``"cuda"``, or ``None`` for CUDA when available.
+        data_dir: Where ``"cifar10"`` and ``"folder"`` data live.
+        image_size: Size images of a folder are resized to.
+        in_memory_limit: Bytes up to which the data lives on the device as tensors (the
+            fast path); larger data goes through a DataLoader.
+        num_workers: DataLoader workers for large data (``None``: up to 4).
+        teacher: The teacher of configurations that distil (``distill_alpha > 0``): a
+            checkpoint path, or ``{"study": ..., "trial": n, "storage": url}``; see
+            :class:`trainers.distill.TeacherSource`.
+        finetune_fraction: Share of the epochs spent fine-tuning after pruning.
+        quantize: Report post-training int8 accuracy and CPU latency of the final model.
+        compile: Compile each trial's network with ``torch.compile``.
+        channels_last: Use ``channels_last``; ``None`` means on CUDA only.
+        tf32: Allow TF32 on CUDA GPUs that have it.
     """
 
     name = "image_classifier"
@@ -63,38 +81,80 @@ class ImageClassifier(Trainer):
         "lr",
         "seconds",
         "samples_per_s",
+        "skipped_steps",
     )
 
     def __init__(
         self,
-        dataset: str = "digits",
+        dataset: Any = "digits",
         epochs: int = 10,
-        val_fraction: float = 0.2,
+        val_fraction: float | None = None,
         seed: int = 0,
         device: str | None = None,
+        *,
+        data_dir: str | None = None,
+        image_size: int | tuple[int, int] | None = None,
+        in_memory_limit: int = DEFAULT_IN_MEMORY_LIMIT,
+        num_workers: int | None = None,
+        teacher: Any = None,
+        finetune_fraction: float = 0.25,
+        quantize: bool = False,
+        compile: bool = False,
+        channels_last: bool | None = None,
+        tf32: bool = True,
     ) -> None:
-        if dataset not in DATASETS:
-            raise ValueError(f"Unknown dataset {dataset!r}; available: {list(DATASETS)}.")
         if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
             raise ValueError(f"epochs must be a positive int, got {epochs!r}.")
-        if not 0.0 < val_fraction < 1.0:
-            raise ValueError(f"val_fraction must lie in (0, 1), got {val_fraction}.")
         if device not in (None, "cpu", "cuda"):
             raise ValueError(f"device must be 'cpu', 'cuda' or None, got {device!r}.")
-        self.dataset = dataset
+        if not 0.0 < finetune_fraction < 1.0:
+            raise ValueError(f"finetune_fraction must lie in (0, 1), got {finetune_fraction}.")
+        self.source = describe_source(
+            dataset,
+            data_dir,
+            val_fraction=val_fraction,
+            seed=seed,
+            image_size=image_size,
+            in_memory_limit=in_memory_limit,
+            num_workers=num_workers,
+        )
         self.max_epochs = epochs
-        self.val_fraction = val_fraction
         self.seed = seed
         self.device = device
+        self.teacher = None
+        if teacher is not None:
+            from trainers.distill import TeacherSource
+
+            self.teacher = TeacherSource.parse(teacher)
+        self.finetune_fraction = finetune_fraction
+        self.quantize, self.compile = bool(quantize), bool(compile)
+        self.channels_last, self.tf32 = channels_last, bool(tf32)
+        self._shared_logits: Any = None  # set in the driver by prepare()
 
     def spec(self) -> dict[str, Any]:
+        src = self.source
+        own_split = src["source"] not in ("digits", "cifar10")  # a function or a folder
         return {
-            "dataset": self.dataset,
+            "dataset": src["source"],
             "epochs": self.max_epochs,
-            "val_fraction": self.val_fraction,
+            "val_fraction": None if own_split else src["val_fraction"],
             "seed": self.seed,
             "device": self.device,
+            "data_dir": src["data_dir"],
+            "image_size": src["image_size"],
+            "in_memory_limit": src["in_memory_limit"],
+            "num_workers": src["num_workers"],
+            "teacher": self.teacher.to_json() if self.teacher is not None else None,
+            "finetune_fraction": self.finetune_fraction,
+            "quantize": self.quantize,
+            "compile": self.compile,
+            "channels_last": self.channels_last,
+            "tf32": self.tf32,
         }
+
+    def load_data(self) -> Any:
+        """The trainer's dataset, split by its seed (cached per process)."""
+        return load_data(**self.source)
 
     def check_space(self, space: SearchSpace) -> None:
         model = space.get("model")
@@ -118,15 +178,16 @@ class ImageClassifier(Trainer):
             )
 
     def _check_training(self, train: TrainingSpace) -> None:
-        ignored = [k for k in train.searched_or_changed() if k in UNSUPPORTED_KNOBS]
-        if ignored:
+        alpha = train["distill_alpha"]
+        distils = (getattr(alpha, "high", 0) or 0) > 0 or any(
+            (v or 0) > 0 for v in train.knob_values("distill_alpha") or []
+        )
+        if distils and self.teacher is None:
             raise ValueError(
-                f"ImageClassifier does not apply {ignored} yet; leave them at their defaults "
-                "in TrainingSpace."
+                "The space distils (distill_alpha > 0) but the trainer has no teacher; "
+                "pass ImageClassifier(teacher='path/to/checkpoint.pt') or "
+                "teacher={'study': NAME, 'trial': N, 'storage': URL}."
             )
-        bad = [p for p in train.knob_values("precision") or [] if p in UNSUPPORTED_PRECISIONS]
-        if bad:
-            raise ValueError(f"ImageClassifier does not train in {bad} yet; use fp32 or bf16.")
         epochs = train["epochs"]
         top = getattr(epochs, "high", None) or max(
             (v for v in train.knob_values("epochs") or [] if v is not None), default=0
@@ -137,11 +198,24 @@ class ImageClassifier(Trainer):
                 f"{self.max_epochs}; raise ImageClassifier(epochs=...) to at least {top}."
             )
 
+    def prepare(self) -> None:
+        """In the driver, once Ray is up: check the teacher against the data and share
+        its logits on the training examples with every trial through Ray's object store
+        (used by trials that distil without augmentation)."""
+        if self.teacher is None or self._shared_logits is not None:
+            return
+        from trainers.distill import SharedLogits, check_teacher, load_teacher, teacher_logits
+
+        data = self.load_data()
+        teacher = load_teacher(self.teacher, "cpu")
+        check_teacher(teacher, data.input_shape, data.num_classes)
+        self._shared_logits = SharedLogits.put(teacher_logits(teacher, data))
+
     def model_stats(
         self, config: Mapping[str, Any], space: SearchSpace, metrics: set[str]
     ) -> dict[str, float]:
         """Parameters, FLOPs, activation bytes (and latency when asked) on this data's shape."""
-        data = load_dataset(self.dataset, self.val_fraction, self.seed)
+        data = self.load_data()
         stats = model_stats(
             space["model"],  # type: ignore[arg-type]
             config["model"],
@@ -154,161 +228,140 @@ class ImageClassifier(Trainer):
     def epochs_for(self, config: Mapping[str, Any]) -> int:
         return config.get("train", {}).get("epochs") or self.max_epochs
 
+    def prune_after(self, config: Mapping[str, Any]) -> int:
+        """Epochs a configuration trains before it is pruned (its budget if it is not)."""
+        epochs = self.epochs_for(config)
+        if not config_of(TrainingSpace, config.get("train", {}))["prune_ratio"]:
+            return epochs
+        return epochs - max(1, math.ceil(epochs * self.finetune_fraction))
+
+    def fit(self, config: Mapping[str, Any], space: SearchSpace | None = None) -> dict[str, float]:
+        """Train one configuration in this process, without Ray; return the final metrics.
+
+        Args:
+            config: ``{"model": {...}, "train": {...}}``. Without a ``space``,
+                ``config["model"]["family"]`` names the architecture family (``"resnet"``
+                by default) and the other keys are its configuration.
+            space: The space the configuration came from.
+        """
+        if space is None:
+            config, space = _space_of(config)
+        return super().fit(config, space)
+
     def _device(self) -> torch.device:
         if self.device is None:
             return torch.device("cuda" if torch.cuda.is_available() else "cpu")
         return torch.device(self.device)
 
+    def trial_run(
+        self, config: Mapping[str, Any], space: SearchSpace, rank: int = 0, world_size: int = 1
+    ) -> TrialRun:
+        """The training state of ``config`` on this worker (rank ``rank``)."""
+        device = self._device()
+        if device.type == "cuda" and world_size > 1:
+            device = torch.device("cuda", torch.cuda.current_device())
+        data = self.load_data().to(device)
+        channels_last = device.type == "cuda" if self.channels_last is None else self.channels_last
+        return TrialRun(
+            space,
+            config,
+            data,
+            device,
+            epochs=self.epochs_for(config),
+            seed=self.seed,
+            prune_after=self.prune_after(config),
+            teacher=self._teacher_fn(config, data, device),
+            rank=rank,
+            world_size=world_size,
+            compile=self.compile,
+            channels_last=channels_last,
+            tf32=self.tf32,
+        )
+
+    def _teacher_fn(
+        self, config: Mapping[str, Any], data: Any, device: torch.device
+    ) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None:
+        hp = config_of(TrainingSpace, config.get("train", {}))
+        if hp["distill_alpha"] <= 0 or self.teacher is None:
+            return None
+        from trainers.distill import load_teacher, teacher_logits
+
+        if hp["augment"] <= 0:  # the same images every epoch: look the logits up
+            if self._shared_logits is not None:
+                logits = self._shared_logits.get(device)
+            else:
+                logits = teacher_logits(load_teacher(self.teacher, device), data).to(device)
+            return lambda idx, x: logits[idx]
+        teacher = load_teacher(self.teacher, device)
+        return lambda idx, x: teacher(x)
+
     def run(
         self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession
     ) -> dict[str, float]:
-        device = self._device()
-        data = load_dataset(self.dataset, self.val_fraction, self.seed).to(device)
+        workers = int(getattr(session, "workers", 1) or 1)
+        if workers > 1:
+            from trainers.distributed import WorkerGroup
+
+            with WorkerGroup(workers) as group:
+                group.setup(_worker_run, self, dict(config), space)
+                return self._drive(config, group.call, session)
+        run = self.trial_run(config, space)
+        return self._drive(config, lambda method, *a: [getattr(run, method)(*a)], session)
+
+    def _drive(
+        self, config: Mapping[str, Any], call: Callable[..., list[Any]], session: TrialSession
+    ) -> dict[str, float]:
+        """The epoch loop, on one worker or a group (``call`` runs a method on each)."""
         hp = config_of(TrainingSpace, config.get("train", {}))
-        torch.manual_seed(self.seed)
-        model = (
-            space["model"]
-            .build(  # type: ignore[union-attr]
-                config["model"], input_shape=data.input_shape, num_classes=data.num_classes
-            )
-            .to(device)
-        )
-        epochs = self.epochs_for(config)
-        steps_per_epoch = max(1, len(data.y_train) // hp["batch_size"])
-        optimizer = _make_optimizer(model, hp)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(
-            optimizer, _schedule(hp["schedule"], steps_per_epoch * epochs)
-        )
-        gen = torch.Generator().manual_seed(self.seed)
-        start = 0
+        epochs, prune_after = self.epochs_for(config), self.prune_after(config)
         state = session.restore()
-        if state is not None:
-            if state.get("version") != CHECKPOINT_VERSION:
-                raise ValueError(f"Checkpoint version {state.get('version')} is not supported.")
-            model.load_state_dict(state["model"])
-            optimizer.load_state_dict(state["optimizer"])
-            scheduler.load_state_dict(state["scheduler"])
-            gen.set_state(state["generator"])
-            start = state["epoch"]
-        metrics: dict[str, float] = {}
+        start = call("load_state_dict", state)[0] if state is not None else 0
+        steps_per_epoch = call("steps")[0]
+        schedule = lr_schedule(hp["schedule"], steps_per_epoch * epochs)
+        metrics: dict[str, Any] = {}
         for epoch in range(start + 1, epochs + 1):
+            if epoch == prune_after + 1 and hp["prune_ratio"] > 0:
+                call("prune")
             t0 = time.perf_counter()
-            train_loss, train_acc, seen = _train_epoch(
-                model, data, optimizer, scheduler, hp, gen, epoch
-            )
+            sums = call("train_epoch", epoch)
             seconds = time.perf_counter() - t0
-            val_loss, val_acc = evaluate(model, data, hp["precision"])
+            seen = sum(s["seen"] for s in sums)
+            val_loss, val_acc = call("evaluate", "val")[0]
             metrics = {
                 "epoch": epoch,
                 "val_acc": val_acc,
                 "val_loss": val_loss,
-                "train_loss": train_loss,
-                "train_acc": train_acc,
-                "lr": scheduler.get_last_lr()[0],
+                "train_loss": sum(s["loss"] for s in sums) / seen,
+                "train_acc": sum(s["correct"] for s in sums) / seen,
+                "lr": hp["lr"] * schedule(epoch * steps_per_epoch),
                 "seconds": seconds,
                 "samples_per_s": seen / seconds if seconds > 0 else 0.0,
+                "skipped_steps": max(s["skipped"] for s in sums),
             }
-            checkpoint = {
-                "version": CHECKPOINT_VERSION,
-                "epoch": epoch,
-                "config": dict(config),
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "generator": gen.get_state(),
-            }
-            session.report(metrics, checkpoint)
-        metrics["params"] = float(sum(p.numel() for p in model.parameters()))
+            if epoch == epochs:
+                metrics.update(call("final_metrics", self.quantize)[0])
+            session.report(metrics, call("state_dict", epoch)[0])
         return metrics
 
 
-def _schedule(name: str, total: int) -> Callable[[int], float]:
-    """The learning-rate multiplier at step ``s`` of ``total``."""
-    if name == "constant":
-        return lambda s: 1.0
-    if name == "linear":
-        return lambda s: max(0.0, 1.0 - s / total)
-    return lambda s: 0.5 * (1.0 + math.cos(math.pi * min(s, total) / total))
+def _worker_run(
+    rank: int, world_size: int, trainer: ImageClassifier, config: dict, space: SearchSpace
+) -> TrialRun:
+    """The training state on one data-parallel worker (a ``WorkerGroup`` factory)."""
+    return trainer.trial_run(config, space, rank=rank, world_size=world_size)
 
 
-def augment_batch(x: torch.Tensor, strength: float, generator: torch.Generator) -> torch.Tensor:
-    """Randomly translate each image by up to ``strength`` x 25% of its size (batched).
-
-    Pixels shifted in from outside are zero (the normalised mean background).
-    """
-    if strength <= 0:
-        return x
-    n = x.shape[0]
-    shift = (torch.rand(n, 2, generator=generator) * 2 - 1) * 0.5 * strength  # 0.5 = 25% of 2
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0] = theta[:, 1, 1] = 1.0
-    theta[:, :, 2] = shift
-    grid = nn.functional.affine_grid(
-        theta.to(x.device, x.dtype), list(x.shape), align_corners=False
-    )
-    return nn.functional.grid_sample(
-        x, grid, mode="nearest", padding_mode="zeros", align_corners=False
-    )
+_FAMILIES = {"resnet": ResNetSpace, "densenet": DenseNetSpace}
 
 
-def _make_optimizer(model: nn.Module, hp: Mapping[str, Any]) -> torch.optim.Optimizer:
-    if hp["optimizer"] == "sgd":
-        return torch.optim.SGD(
-            model.parameters(),
-            lr=hp["lr"],
-            momentum=hp["momentum"],
-            weight_decay=hp["weight_decay"],
-            nesterov=hp["momentum"] > 0,
+def _space_of(config: Mapping[str, Any]) -> tuple[dict[str, Any], SearchSpace]:
+    """A space for a bare configuration whose model names its family (``"resnet"``)."""
+    model = dict(config.get("model", {}))
+    kind = model.pop("family", "resnet")
+    if kind not in _FAMILIES:
+        raise ValueError(
+            f"Unknown model family {kind!r}; set config['model']['family'] to one of "
+            f"{sorted(_FAMILIES)}, or pass the space: fit(config, space)."
         )
-    return torch.optim.AdamW(model.parameters(), lr=hp["lr"], weight_decay=hp["weight_decay"])
-
-
-def _autocast(precision: str, device: torch.device) -> Any:
-    if precision == "bf16":
-        return torch.autocast(device.type, dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def _train_epoch(
-    model: nn.Module,
-    data: TensorData,
-    optimizer: torch.optim.Optimizer,
-    scheduler: torch.optim.lr_scheduler.LRScheduler,
-    hp: Mapping[str, Any],
-    gen: torch.Generator,
-    epoch: int,
-) -> tuple[float, float, int]:
-    model.train()
-    loss_sum = torch.zeros((), device=data.x_train.device)
-    correct = torch.zeros((), device=data.x_train.device, dtype=torch.long)
-    seen = 0
-    for step, idx in enumerate(batches(len(data.y_train), hp["batch_size"], gen)):
-        idx = idx.to(data.x_train.device)
-        x, y = augment_batch(data.x_train[idx], hp["augment"], gen), data.y_train[idx]
-        with _autocast(hp["precision"], x.device):
-            logits = model(x)
-            loss = nn.functional.cross_entropy(logits.float(), y)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(
-                f"Training loss became {loss.item()} at epoch {epoch}, step {step}; "
-                "lower the learning rate or its upper bound in the space."
-            )
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        scheduler.step()
-        loss_sum += loss.detach() * len(y)
-        correct += (logits.argmax(1) == y).sum()
-        seen += len(y)
-    return loss_sum.item() / seen, correct.item() / seen, seen
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: TensorData, precision: str = "fp32") -> tuple[float, float]:
-    """Validation loss and accuracy of ``model`` on ``data``'s held-out split."""
-    model.eval()
-    with _autocast(precision, data.x_val.device):
-        logits = model(data.x_val).float()
-    loss = nn.functional.cross_entropy(logits, data.y_val).item()
-    acc = (logits.argmax(1) == data.y_val).float().mean().item()
-    return loss, acc
+    space = SearchSpace({"model": _FAMILIES[kind](), "train": TrainingSpace()})
+    return {**config, "model": model}, space

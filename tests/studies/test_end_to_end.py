@@ -9,8 +9,10 @@ from optuna.trial import TrialState
 from spaces import Categorical, Constraint, Float, Int, ResNetSpace, SearchSpace, TrainingSpace
 from studies import Study, load_study_record, open_storage
 from studies.records import ATTR_ARCH_ID, ATTR_ERROR, ATTR_REJECTED, ATTR_TRACEBACK
-from tests.studies.toy import FlakyClassifier, ToyTrainer
+from tests.studies.toy import DyingTrainer, FlakyClassifier, RaisingTrainer, ToyTrainer
 from trainers import ImageClassifier
+from trainers.base import ATTR_CHECKPOINT
+from trainers.checkpoint import model_from_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("ray_session")]
 
@@ -60,6 +62,11 @@ def test_digits_study_records_every_trial(db_url: str, tmp_path) -> None:
         assert sorted(t.intermediate_values) == [1, 2]
         assert t.value == pytest.approx(t.intermediate_values[2])
         assert t.value > 0.5
+    # The last checkpoint of a trial is recorded, and the network it holds runs.
+    import torch
+
+    net = model_from_checkpoint(ok[0].user_attrs[ATTR_CHECKPOINT])
+    assert net(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
     record = load_study_record(open_storage(db_url), "e2e")
     for t in record.trials:
         if t.state == "COMPLETE":
@@ -150,3 +157,77 @@ def test_constraints_reject_big_networks_before_training(db_url: str, tmp_path) 
     assert rejected[0].user_attrs[ATTR_REJECTED].startswith("params = ")
     ids = {t.user_attrs[ATTR_ARCH_ID] for t in trained}
     assert len(ids) == 1, "the same network gets the same arch_id"
+
+
+def test_a_trial_whose_worker_died_restarts_from_its_checkpoint(db_url: str, tmp_path) -> None:
+    study = Study.create(
+        "dying", SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
+    )
+    study.optuna.enqueue_trial({"x": 0.5})
+    study.run(
+        DyingTrainer(str(tmp_path), die_after=1, epochs=3),
+        controller="random",
+        num_trials=1,
+        max_concurrent=1,
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    (trial,) = optuna.load_study(study_name="dying", storage=db_url).trials
+    assert (tmp_path / "died-0.5").exists(), "the first attempt's worker really died"
+    assert trial.state == TrialState.COMPLETE
+    assert trial.intermediate_values == {1: 0.5, 2: 0.5, 3: 0.5}
+    record = load_study_record(open_storage(db_url), "dying")
+    resumed = dict(record.trials[0].metrics["resumed_from"])
+    assert resumed[2] == 1 and resumed[3] == 1, "the restart went on from epoch 1's checkpoint"
+
+
+def test_errors_raised_by_a_trial_are_not_retried(db_url: str, tmp_path) -> None:
+    study = Study.create(
+        "no-retry", SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
+    )
+    study.run(
+        RaisingTrainer(str(tmp_path)),
+        controller="random",
+        num_trials=1,
+        max_retries=3,
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    (trial,) = optuna.load_study(study_name="no-retry", storage=db_url).trials
+    assert trial.state == TrialState.FAIL
+    assert (
+        trial.user_attrs[ATTR_ERROR] == "FloatingPointError: Training loss became nan in epoch 2"
+    )
+    assert "toy.py" in trial.user_attrs[ATTR_TRACEBACK]
+    assert (tmp_path / "starts").read_text().count("start") == 1, "ran once, not retried"
+
+
+def test_a_trial_trains_data_parallel_on_two_workers(db_url: str, tmp_path) -> None:
+    space = SearchSpace(
+        {
+            "model": ResNetSpace(stages=2, depth=1, width=8),
+            "train": TrainingSpace(lr=Float(2e-3, 4e-3)),
+        }
+    )
+    study = Study.create("ddp", space, objective="val_acc", storage=db_url)
+    study.run(
+        ImageClassifier(dataset="digits", epochs=2),
+        controller="random",
+        num_trials=1,
+        max_concurrent=1,
+        resources_per_trial={"cpu": 2, "workers": 2},
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    (trial,) = optuna.load_study(study_name="ddp", storage=db_url).trials
+    assert trial.state == TrialState.COMPLETE, trial.user_attrs.get(ATTR_ERROR)
+    assert sorted(trial.intermediate_values) == [1, 2]
+    assert trial.value > 0.6, "two gloo workers averaging gradients still learn digits"
+    # Both ranks trained: each epoch saw the whole (drop-last) training split once.
+    single = ImageClassifier(dataset="digits", epochs=2).load_data()
+    record = load_study_record(open_storage(db_url), "ddp")
+    seen = (
+        dict(record.trials[0].metrics["samples_per_s"])[1]
+        * dict(record.trials[0].metrics["seconds"])[1]
+    )
+    assert seen == pytest.approx(single.num_train // 64 * 64, rel=1e-6)

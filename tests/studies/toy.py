@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -44,3 +45,55 @@ class ToyTrainer(Trainer):
 
     def spec(self) -> dict[str, Any]:
         return {"epochs": self.max_epochs, "seconds": self.seconds}
+
+
+class DyingTrainer(ToyTrainer):
+    """ToyTrainer whose worker process dies after epoch ``die_after``, once per marker dir.
+
+    Each epoch's checkpoint records the epochs trained so far; a restarted trial resumes
+    from it, and reports ``resumed_from`` (0 on a fresh start).
+    """
+
+    name = "test_dying"
+
+    def __init__(self, marker_dir: str, die_after: int = 1, epochs: int = 3) -> None:
+        super().__init__(epochs=epochs, seconds=0.0)
+        self.marker_dir, self.die_after = marker_dir, die_after
+
+    def run(self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession):
+        state = session.restore()
+        start = state["epoch"] if state else 0
+        marker = os.path.join(self.marker_dir, f"died-{config['x']}")
+        for epoch in range(start + 1, self.max_epochs + 1):
+            metrics = {"epoch": epoch, "score": float(config["x"]), "resumed_from": start}
+            session.report(metrics, {"epoch": epoch})
+            if epoch == self.die_after and not os.path.exists(marker):
+                open(marker, "w").close()
+                os._exit(1)  # the worker process dies, as on a lost node
+        return metrics
+
+    def spec(self) -> dict[str, Any]:
+        return {
+            "marker_dir": self.marker_dir,
+            "die_after": self.die_after,
+            "epochs": self.max_epochs,
+        }
+
+
+class RaisingTrainer(ToyTrainer):
+    """ToyTrainer that logs each start of a trial to ``marker_dir/starts``, then raises."""
+
+    name = "test_raising"
+
+    def __init__(self, marker_dir: str) -> None:
+        super().__init__(epochs=2, seconds=0.0)
+        self.marker_dir = marker_dir
+
+    def run(self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession):
+        with open(os.path.join(self.marker_dir, "starts"), "a") as f:
+            f.write("start\n")
+        session.report({"epoch": 1, "score": 0.0}, {"epoch": 1})
+        raise FloatingPointError("Training loss became nan in epoch 2")
+
+    def spec(self) -> dict[str, Any]:
+        return {"marker_dir": self.marker_dir}

@@ -1,0 +1,165 @@
+"""ImageClassifier honours every training knob: precision, pruning, final figures, failures."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from spaces import Categorical, DenseNetSpace, ResNetSpace, SearchSpace, TrainingSpace
+from trainers import ImageClassifier, LocalSession, load_dataset
+from trainers.checkpoint import model_from_checkpoint
+
+
+def _space(**train) -> SearchSpace:
+    return SearchSpace(
+        {
+            "model": ResNetSpace(stages=2, depth=1, width=Categorical([8, 16])),
+            "train": TrainingSpace(**train),
+        }
+    )
+
+
+def _run(trainer: ImageClassifier, space: SearchSpace, **params) -> LocalSession:
+    session = LocalSession()
+    trainer.run(space.unflatten(params), space, session)
+    return session
+
+
+def test_fp16_trains_with_dynamic_loss_scaling() -> None:
+    # fp16 and bf16 autocast are emulated (slowly) on CPUs without native support: keep
+    # these runs to one epoch of the smallest network.
+    space = _space(precision="fp16")
+    session = _run(ImageClassifier(epochs=1), space, **{"model/width": 8})
+    fp32 = _run(ImageClassifier(epochs=1), _space(), **{"model/width": 8}).history[-1]
+    assert session.history[-1]["val_acc"] > 0.3, "fp16 with loss scaling learns"
+    assert session.history[-1]["val_acc"] == pytest.approx(fp32["val_acc"], abs=0.1)
+    assert all(isinstance(h["skipped_steps"], int) for h in session.history)
+    assert session.checkpoint["scaler"] is not None, "the scaler's state is checkpointed"
+
+
+def test_skipped_fp16_steps_are_counted() -> None:
+    space = _space(precision="fp16")
+    config = space.unflatten({"model/width": 8})
+    trainer = ImageClassifier(epochs=1)
+    run = trainer.trial_run(config, space)
+    # A scale no fp16 gradient survives: the first steps overflow and are skipped until
+    # the scaler has halved its way down.
+    run.scaler = torch.amp.GradScaler("cpu", init_scale=2.0**24)
+    sums = run.train_epoch(1)
+    assert sums["skipped"] >= 1
+    assert run.scaler.get_scale() < 2.0**24
+
+
+def test_bf16_and_fp32_report_no_skipped_steps() -> None:
+    for precision in ("fp32", "bf16"):
+        session = _run(
+            ImageClassifier(epochs=1), _space(precision=precision), **{"model/width": 8}
+        )
+        assert session.history[-1]["skipped_steps"] == 0
+
+
+def nan_digits():
+    """Digits with one corrupt training image, finite but so large that the network's
+    activations overflow: a data function for the test below."""
+    data = load_dataset("digits")
+    x_train = data.x_train.clone()
+    x_train[0] = 3e38
+    return x_train, data.y_train, data.x_val, data.y_val
+
+
+def test_a_nan_loss_fails_the_trial_with_a_hint() -> None:
+    trainer = ImageClassifier(dataset="tests.trainers.test_training_knobs:nan_digits", epochs=2)
+    with pytest.raises(
+        FloatingPointError, match=r"Training loss became (nan|inf) in epoch 1; lower"
+    ):
+        _run(trainer, _space(), **{"model/width": 8})
+
+
+def test_final_report_carries_the_network_figures() -> None:
+    session = _run(ImageClassifier(epochs=2), _space(), **{"model/width": 8})
+    first, last = session.history
+    for key in ("params", "flops", "latency_ms"):
+        assert key not in first and last[key] > 0, key
+    net = model_from_checkpoint(session.checkpoint)
+    assert sum(p.numel() for p in net.parameters()) == last["params"]
+
+
+def test_pruning_shrinks_the_network_then_fine_tunes_it() -> None:
+    space = _space(prune_ratio=0.5)
+    trainer = ImageClassifier(epochs=4, finetune_fraction=0.5)
+    config = space.unflatten({"model/width": 16})
+    assert trainer.prune_after(config) == 2
+    session = LocalSession()
+    trainer.run(config, space, session)
+    last = session.history[-1]
+    assert last["params"] < 0.6 * last["dense_params"]
+    assert last["flops"] < 0.6 * last["dense_flops"]
+    assert last["dense_latency_ms"] > 0 and last["latency_ms"] > 0
+    assert last["val_acc"] > 0.7, "fine-tuning recovers the pruned network"
+    # The pruned network's checkpoint loads into a network of the pruned shape and runs.
+    net = model_from_checkpoint(session.checkpoint)
+    assert sum(p.numel() for p in net.parameters()) == last["params"]
+    data = trainer.load_data()
+    with torch.no_grad():
+        acc = (net(data.x_val).argmax(1) == data.y_val).float().mean().item()
+    assert acc == pytest.approx(last["val_acc"], abs=1e-6)
+
+
+def test_a_pruned_trial_resumes_after_the_pruning() -> None:
+    space = _space(prune_ratio=0.5)
+    config = space.unflatten({"model/width": 8})
+    full = LocalSession()
+    ImageClassifier(epochs=3, finetune_fraction=0.5).run(config, space, full)
+
+    first = LocalSession()
+    with pytest.raises(_Stop):  # the worker dies after epoch 2, the first pruned one
+        ImageClassifier(epochs=3, finetune_fraction=0.5).run(config, space, _StopAfter(first, 2))
+    resumed = LocalSession()
+    resumed.checkpoint = first.checkpoint
+    ImageClassifier(epochs=3, finetune_fraction=0.5).run(config, space, resumed)
+    assert [h["epoch"] for h in resumed.history] == [3]
+    assert resumed.history[-1]["val_acc"] == pytest.approx(full.history[-1]["val_acc"], abs=1e-6)
+    assert resumed.history[-1]["params"] == full.history[-1]["params"]
+
+
+def test_pruning_a_densenet() -> None:
+    space = SearchSpace(
+        {
+            "model": DenseNetSpace(blocks=2, layers=2, growth=8),
+            "train": TrainingSpace(prune_ratio=0.3),
+        }
+    )
+    last = _run(ImageClassifier(epochs=2), space).history[-1]
+    assert last["params"] < last["dense_params"]
+
+
+def test_fit_without_a_space_takes_the_family_from_the_config() -> None:
+    metrics = ImageClassifier(dataset="digits", epochs=1).fit(
+        {"model": {"stages": 1, "depth": 1, "width": 8}, "train": {"lr": 3e-3}}
+    )
+    assert {"val_acc", "params", "flops", "latency_ms"} <= set(metrics)
+    dense = ImageClassifier(epochs=1).fit({"model": {"family": "densenet", "blocks": 1}})
+    assert 0.0 <= dense["val_acc"] <= 1.0
+    with pytest.raises(ValueError, match="family"):
+        ImageClassifier(epochs=1).fit({"model": {"family": "vit"}})
+
+
+class _StopAfter:
+    """A session that stops the run after ``n`` reports."""
+
+    workers = 1
+
+    def __init__(self, inner: LocalSession, n: int) -> None:
+        self.inner, self.n = inner, n
+
+    def report(self, metrics, checkpoint=None) -> None:
+        self.inner.report(metrics, checkpoint)
+        if len(self.inner.history) >= self.n:
+            raise _Stop
+
+    def restore(self):
+        return None
+
+
+class _Stop(Exception):
+    pass
