@@ -299,14 +299,20 @@ class ImageClassifier(Trainer):
         self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession
     ) -> dict[str, float]:
         workers = int(getattr(session, "workers", 1) or 1)
-        if workers > 1:
-            from trainers.distributed import WorkerGroup
+        try:
+            if workers > 1:
+                from trainers.distributed import WorkerGroup
 
-            with WorkerGroup(workers) as group:
-                group.setup(_worker_run, self, dict(config), space)
-                return self._drive(config, group.call, session)
-        run = self.trial_run(config, space)
-        return self._drive(config, lambda method, *a: [getattr(run, method)(*a)], session)
+                with WorkerGroup(workers) as group:
+                    group.setup(_worker_run, self, dict(config), space)
+                    return self._drive(config, group.call, session)
+            run = self.trial_run(config, space)
+            return self._drive(config, lambda method, *a: [getattr(run, method)(*a)], session)
+        except torch.OutOfMemoryError as e:
+            raise torch.OutOfMemoryError(
+                f"{e} -- this configuration does not fit the device; lower the batch size "
+                "(or its upper bound), narrow the network, or train in bf16."
+            ) from e
 
     def _drive(
         self, config: Mapping[str, Any], call: Callable[..., list[Any]], session: TrialSession

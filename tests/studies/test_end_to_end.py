@@ -231,3 +231,39 @@ def test_a_trial_trains_data_parallel_on_two_workers(db_url: str, tmp_path) -> N
         * dict(record.trials[0].metrics["seconds"])[1]
     )
     assert seen == pytest.approx(single.num_train // 64 * 64, rel=1e-6)
+
+
+def test_a_study_distils_from_a_trial_of_an_earlier_study(db_url: str, tmp_path) -> None:
+    teacher = Study.create("teacher", _digits_space(), objective="val_acc", storage=db_url)
+    teacher.optuna.enqueue_trial({"model/depth": 1, "model/width": 16, "train/lr": 0.005})
+    teacher.run(
+        ImageClassifier(dataset="digits", epochs=3),
+        controller="random",
+        num_trials=1,
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    space = SearchSpace(
+        {
+            "model": ResNetSpace(stages=2, depth=1, width=8),
+            # alpha = 1: the students never see a label, only the teacher's outputs.
+            "train": TrainingSpace(lr=Float(3e-3, 6e-3), distill_alpha=1.0),
+        }
+    )
+    student = Study.create("student", space, objective="val_acc", storage=db_url)
+    student.run(
+        ImageClassifier(
+            dataset="digits",
+            epochs=3,
+            teacher={"study": "teacher", "trial": 0, "storage": db_url},
+        ),
+        controller="random",
+        num_trials=2,
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    trials = optuna.load_study(study_name="student", storage=db_url).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 2, [
+        t.user_attrs.get(ATTR_ERROR) for t in trials
+    ]
+    assert all(t.value > 0.5 for t in trials), "label-free students learn from the teacher"

@@ -163,3 +163,50 @@ class _StopAfter:
 
 class _Stop(Exception):
     pass
+
+
+@pytest.fixture(scope="module")
+def teacher_path(tmp_path_factory) -> str:
+    """A width-16 ResNet trained for 3 epochs on digits, saved as a checkpoint file."""
+    from trainers.checkpoint import save_checkpoint
+
+    space = _space()
+    session = _run(ImageClassifier(epochs=3), space, **{"model/width": 16})
+    assert session.history[-1]["val_acc"] > 0.9
+    path = str(tmp_path_factory.mktemp("teacher") / "teacher.pt")
+    save_checkpoint(session.checkpoint, path)
+    return path
+
+
+@pytest.mark.parametrize("augment", [0.0, 0.5])
+def test_a_student_learns_from_the_teacher_alone(teacher_path: str, augment: float) -> None:
+    # alpha = 1: no cross-entropy on the labels, so all a student learns comes from the
+    # teacher (its logits cached per example without augmentation, run per batch with).
+    space = _space(distill_alpha=1.0, distill_temperature=4.0, augment=augment)
+    trainer = ImageClassifier(epochs=3, teacher=teacher_path)
+    metrics = trainer.fit(space.unflatten({"model/width": 8}), space)
+    assert metrics["val_acc"] > 0.5, "a label-free student learns the digits (chance: 0.1)"
+    # The driver ran the teacher once over the training split.
+    assert trainer._shared_logits.get().shape == (trainer.load_data().num_train, 10)
+
+
+def test_quantize_reports_int8_figures_of_the_final_network() -> None:
+    space = _space()
+    metrics = ImageClassifier(epochs=2, quantize=True).fit(
+        space.unflatten({"model/width": 16}), space
+    )
+    assert metrics["int8_acc"] == pytest.approx(metrics["val_acc"], abs=0.05)
+    assert metrics["int8_latency_ms"] > 0 and metrics["fp32_latency_ms"] > 0
+
+
+@pytest.mark.slow
+def test_torch_compile_trains_like_eager_and_checkpoints_plain_weights() -> None:
+    space = SearchSpace(
+        {"model": ResNetSpace(stages=1, depth=1, width=8), "train": TrainingSpace()}
+    )
+    compiled, eager = LocalSession(), LocalSession()
+    ImageClassifier(epochs=2, compile=True).run(space.unflatten({}), space, compiled)
+    ImageClassifier(epochs=2).run(space.unflatten({}), space, eager)
+    assert compiled.history[-1]["val_acc"] == pytest.approx(eager.history[-1]["val_acc"], abs=0.03)
+    assert not any("_orig_mod" in k for k in compiled.checkpoint["model"])
+    model_from_checkpoint(compiled.checkpoint)  # loads into a plain network
