@@ -17,8 +17,12 @@ from trainers.base import LocalSession, Trainer, TrialSession, trainer_from_json
 # Imported on first use (they pull in torch).
 _LAZY = {
     "ImageClassifier": "trainers.image_classifier",
+    "LoaderData": "trainers.data",
+    "TeacherSource": "trainers.distill",
     "TensorData": "trainers.data",
+    "load_data": "trainers.data",
     "load_dataset": "trainers.data",
+    "model_from_checkpoint": "trainers.checkpoint",
 }
 
 
@@ -30,10 +34,14 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "ImageClassifier",
+    "LoaderData",
     "LocalSession",
+    "TeacherSource",
     "TensorData",
     "Trainer",
     "TrialSession",
+    "load_data",
     "load_dataset",
+    "model_from_checkpoint",
     "trainer_from_json",
 ]
