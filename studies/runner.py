@@ -7,8 +7,10 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -157,14 +159,37 @@ def run_on_ray(
     study: Study, trainer: Trainer, space: SearchSpace, settings: RunSettings, progress: bool
 ) -> None:
     """Run ``settings.num_trials`` trials of ``study`` through a Ray Tune ``Tuner``."""
-    # Ray reads these when the run starts: archtune records every result itself, so
-    # Ray's per-trial loggers and its console tables only cost time and screen.
-    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
-    os.environ.setdefault("TUNE_PRINT_ALL_TRIAL_ERRORS", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    # A failed trial's last report carries the error instead of the objective.
-    os.environ.setdefault("TUNE_DISABLE_STRICT_METRIC_CHECKING", "1")
+    with _tune_environment():
+        _run(study, trainer, space, settings, progress)
+
+
+# Ray Tune reads these when a run starts. archtune records every result itself, so Ray's
+# per-trial loggers and its console tables only cost time and screen; a failed trial's
+# last report carries the error instead of the objective. Set for the run only (the
+# user's own Tune runs in the same process keep Ray's defaults), unless already set.
+_TUNE_ENV = {
+    "RAY_AIR_NEW_OUTPUT": "0",
+    "TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1",
+    "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
+    "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
+    "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+}
+
+
+@contextlib.contextmanager
+def _tune_environment() -> Iterator[None]:
+    added = [k for k in _TUNE_ENV if k not in os.environ]
+    os.environ.update({k: _TUNE_ENV[k] for k in added})
+    try:
+        yield
+    finally:
+        for k in added:
+            os.environ.pop(k, None)
+
+
+def _run(
+    study: Study, trainer: Trainer, space: SearchSpace, settings: RunSettings, progress: bool
+) -> None:
     from ray import tune
 
     from studies.trial import make_trainable
