@@ -95,7 +95,8 @@ class TrialRun:
         self.dense_stats: dict[str, float] | None = None
         self.steps_per_epoch = max(1, data.num_train // self.hp["batch_size"])
         self.step = 0
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed = seed
+        self.generator = torch.Generator().manual_seed(seed)  # batch order: same on all ranks
         fp16 = self.hp["precision"] == "fp16"
         self.scaler = torch.amp.GradScaler(device.type) if fp16 else None
         self._prepare()
@@ -137,10 +138,13 @@ class TrialRun:
         loss_sum = torch.zeros((), device=dev)
         correct = torch.zeros((), device=dev, dtype=torch.long)
         seen, steps, skipped = 0, 0, 0
+        # Augmentation draws from its own stream, per rank and epoch, so the batch order
+        # stays the same on every rank and a resumed run augments as the original did.
+        aug = torch.Generator().manual_seed((self.seed * 1_000_003 + epoch) * 131 + self.rank)
         for idx, x, y in self.data.train_batches(hp["batch_size"], self.generator):
             if self.world_size > 1:  # every rank drew the same global batch
                 idx, x, y = (t[self.rank :: self.world_size] for t in (idx, x, y))
-            x = augment_batch(x, hp["augment"], self.generator)
+            x = augment_batch(x, hp["augment"], aug)
             if self.channels_last:
                 x = x.contiguous(memory_format=torch.channels_last)
             for group in self.optimizer.param_groups:
@@ -226,8 +230,12 @@ class TrialRun:
         dense network's figures as ``dense_params``, ``dense_flops`` and
         ``dense_latency_ms``; with ``quantize``, post-training int8 figures on the CPU
         (``int8_acc``, ``int8_latency_ms``, ``fp32_latency_ms``) where the layers allow.
+        Only rank 0 measures (the replicas are identical); other ranks return ``{}``.
         """
         from spaces import model_stats
+
+        if self.rank:
+            return {}
 
         stats = model_stats(self.net, input_shape=self.data.input_shape, device=self.device)
         out: dict[str, float] = {
@@ -257,8 +265,11 @@ class TrialRun:
         finally:
             net.to(self.device)
 
-    def state_dict(self, epoch: int) -> dict[str, Any]:
-        """A checkpoint (see :mod:`trainers.checkpoint`) of the run after ``epoch``."""
+    def state_dict(self, epoch: int) -> dict[str, Any] | None:
+        """A checkpoint (see :mod:`trainers.checkpoint`) of the run after ``epoch``; None
+        on ranks other than 0 (the replicas are identical)."""
+        if self.rank:
+            return None
         state = model_state(
             self.net,
             self.space,
