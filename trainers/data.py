@@ -38,7 +38,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from trainers import datasets as ds
 
@@ -204,6 +204,20 @@ class _Indexed(Dataset):
         return i, x, y
 
 
+class _BatchPlan(Sampler[list[int]]):
+    """A batch sampler whose batches are set before each pass, so one DataLoader (and its
+    persistent workers) serves every epoch while the order still comes from our draws."""
+
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def __iter__(self) -> Iterator[list[int]]:
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
 def _worker_generator(generator: torch.Generator | None) -> torch.Generator:
     """A generator for the DataLoader's worker seeds, derived from ``generator`` without
     advancing it (a DataLoader without one would draw from torch's global RNG)."""
@@ -221,6 +235,8 @@ class LoaderData:
 
     The batch order comes from the same draws as :class:`TensorData`'s; workers decode
     items; batches are pinned (on CUDA) and moved to :attr:`device` without blocking.
+    Each split's DataLoader is made once per instance, and its workers persist between
+    epochs (``.to()`` gives a new instance with its own loaders).
 
     Example:
         >>> from trainers.datasets import TensorSplit
@@ -251,18 +267,34 @@ class LoaderData:
     def has_test(self) -> bool:
         return self.test is not None
 
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_loaders", {})
+
     def to(self, device: torch.device | str) -> LoaderData:
         """The same data, delivering batches on ``device``."""
         return dataclasses.replace(self, device=torch.device(device))
 
-    def _loader(self, dataset: Dataset, sampler: list[list[int]], gen: torch.Generator) -> Any:
-        return DataLoader(
-            dataset,
-            batch_sampler=sampler,
-            num_workers=self.num_workers,
-            pin_memory=self.device.type == "cuda",
-            generator=gen,
-        )
+    def _loader(self, split: str, batches: list[list[int]], gen: torch.Generator) -> Any:
+        """The split's DataLoader, made on first use, set to yield ``batches`` this pass.
+
+        The workers' seeds come from ``gen`` when the loader is made (the first pass).
+        """
+        loaders: dict[str, tuple[DataLoader, _BatchPlan]] = self._loaders  # type: ignore[attr-defined]
+        if split not in loaders:
+            dataset = {"train": _Indexed(self.train), "val": self.val, "test": self.test}[split]
+            plan = _BatchPlan()
+            loader = DataLoader(
+                dataset,  # type: ignore[arg-type]
+                batch_sampler=plan,
+                num_workers=self.num_workers,
+                pin_memory=self.device.type == "cuda",
+                generator=gen,
+                persistent_workers=self.num_workers > 0,
+            )
+            loaders[split] = (loader, plan)
+        loader, plan = loaders[split]
+        plan.batches = batches
+        return loader
 
     def _move(self, t: torch.Tensor) -> torch.Tensor:
         return t.to(self.device, non_blocking=True)
@@ -292,7 +324,7 @@ class LoaderData:
         order = _order(self.num_train, generator, shuffle)
         sampler = [s.tolist() for s in _slices(order, batch_size, drop_last)]
         gen = _worker_generator(generator if shuffle else None)
-        for idx, x, y in self._loader(_Indexed(self.train), sampler, gen):
+        for idx, x, y in self._loader("train", sampler, gen):
             self._check(x, y, "train")
             yield self._move(idx), self._move(x), self._move(y)
 
@@ -302,10 +334,9 @@ class LoaderData:
         """``(x, y)`` batches of the ``"val"`` or ``"test"`` split in order, all examples."""
         _check_batch_size(batch_size)
         _check_split(split, self.has_test)
-        dataset = self.val if split == "val" else self.test
-        n = len(dataset)  # type: ignore[arg-type]
+        n = len(self.val if split == "val" else self.test)  # type: ignore[arg-type]
         sampler = [list(range(s, min(s + batch_size, n))) for s in range(0, n, batch_size)]
-        for x, y in self._loader(dataset, sampler, _worker_generator(None)):  # type: ignore[arg-type]
+        for x, y in self._loader(split, sampler, _worker_generator(None)):
             self._check(x, y, split)
             yield self._move(x), self._move(y)
 
