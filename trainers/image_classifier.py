@@ -129,7 +129,10 @@ class ImageClassifier(Trainer):
         self.finetune_fraction = finetune_fraction
         self.quantize, self.compile = bool(quantize), bool(compile)
         self.channels_last, self.tf32 = channels_last, bool(tf32)
-        self._shared_logits: Any = None  # set in the driver by prepare()
+        # Set in the driver by prepare(): the teacher's checkpoint path (a study trial is
+        # looked up there, so workers never open the database) and its shared logits.
+        self._teacher_path: str | None = None
+        self._shared_logits: Any = None
 
     def spec(self) -> dict[str, Any]:
         src = self.source
@@ -204,11 +207,13 @@ class ImageClassifier(Trainer):
         (used by trials that distil without augmentation)."""
         if self.teacher is None or self._shared_logits is not None:
             return
-        from trainers.distill import SharedLogits, check_teacher, load_teacher, teacher_logits
+        from trainers.distill import SharedLogits, load_teacher, teacher_logits
 
         data = self.load_data()
-        teacher = load_teacher(self.teacher, "cpu")
-        check_teacher(teacher, data.input_shape, data.num_classes)
+        self._teacher_path = self.teacher.resolve()
+        teacher = load_teacher(
+            self._teacher_path, "cpu", input_shape=data.input_shape, num_classes=data.num_classes
+        )
         self._shared_logits = SharedLogits.put(teacher_logits(teacher, data))
 
     def model_stats(
@@ -286,13 +291,15 @@ class ImageClassifier(Trainer):
             return None
         from trainers.distill import load_teacher, teacher_logits
 
+        source = self._teacher_path or self.teacher
+
         if hp["augment"] <= 0:  # the same images every epoch: look the logits up
             if self._shared_logits is not None:
                 logits = self._shared_logits.get(device)
             else:
-                logits = teacher_logits(load_teacher(self.teacher, device), data).to(device)
+                logits = teacher_logits(load_teacher(source, device), data).to(device)
             return lambda idx, x: logits[idx]
-        teacher = load_teacher(self.teacher, device)
+        teacher = load_teacher(source, device)
         return lambda idx, x: teacher(x)
 
     def run(

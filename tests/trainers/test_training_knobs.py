@@ -210,3 +210,36 @@ def test_torch_compile_trains_like_eager_and_checkpoints_plain_weights() -> None
     assert compiled.history[-1]["val_acc"] == pytest.approx(eager.history[-1]["val_acc"], abs=0.03)
     assert not any("_orig_mod" in k for k in compiled.checkpoint["model"])
     model_from_checkpoint(compiled.checkpoint)  # loads into a plain network
+
+
+def test_trials_use_the_teacher_the_driver_resolved(
+    teacher_path: str, tmp_path, monkeypatch
+) -> None:
+    # A teacher named by study and trial is looked up in the database once, by the
+    # driver's prepare(); trials (on workers without database access) never look it up.
+    import optuna
+
+    from trainers.base import ATTR_CHECKPOINT
+    from trainers.distill import TeacherSource
+
+    storage = f"sqlite:///{tmp_path / 'teachers.db'}"
+    study = optuna.create_study(study_name="teachers", storage=storage)
+    trial = study.ask()
+    trial.set_user_attr(ATTR_CHECKPOINT, teacher_path)
+    study.tell(trial, 0.9)
+
+    space = _space(distill_alpha=0.5, augment=0.5)
+    trainer = ImageClassifier(
+        epochs=1, teacher={"study": "teachers", "trial": 0, "storage": storage}
+    )
+    trainer.prepare()
+    lookup = TeacherSource.resolve
+
+    def no_database(self: TeacherSource) -> str:
+        if self.study is not None:
+            raise AssertionError("a trial looked the teacher up in the database")
+        return lookup(self)
+
+    monkeypatch.setattr(TeacherSource, "resolve", no_database)
+    session = _run(trainer, space, **{"model/width": 8})
+    assert session.history[-1]["val_acc"] > 0.2
