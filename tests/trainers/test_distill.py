@@ -18,10 +18,10 @@ from torch import nn
 
 from spaces import ResNetSpace, SearchSpace, TrainingSpace
 from trainers import ImageClassifier, LocalSession
+from trainers.base import ATTR_CHECKPOINT
 from trainers.checkpoint import CHECKPOINT_FILE, model_state, save_checkpoint
 from trainers.data import load_data
 from trainers.distill import (
-    ATTR_CHECKPOINT,
     SharedLogits,
     TeacherSource,
     check_teacher,
