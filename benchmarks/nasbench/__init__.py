@@ -1,0 +1,1 @@
+"""Tabular NAS benchmark on digits: build the table, replay searches on it."""

@@ -1,0 +1,295 @@
+"""Replay every archtune controller and its peers on the digits ResNet table.
+
+Each method searches the table built by ``build.py`` (no training: the table's curves
+and seconds stand in for it), once per seed, in two settings (see ``simulate.py``):
+
+- **full training**: ``--budget`` evaluations, each trained for all the table's epochs;
+- **ASHA** (Li et al., 2020): grace 1 epoch, reduction factor 3, ``max_t`` = the
+  table's epochs, until ``--asha-epochs`` epochs are spent.
+
+Methods: every controller of :func:`search.list_controllers` (``random`` is Optuna's
+``RandomSampler``, ``gp`` Optuna's ``GPSampler`` with its defaults, ``nni-tpe`` and
+``nni-evolution`` NNI 3's own tuners behind archtune's adapter, so these four are also
+the peers of those names), plus Optuna's ``TPESampler`` with its defaults
+(``optuna-tpe``) and ``CmaEsSampler`` on an ordinal encoding of the decisions
+(``optuna-cmaes``). The benchmark's protocol follows NAS-Bench-201 (Dong & Yang, 2020).
+
+Results (per run and summarised, with machine and versions) go to ``--json`` after every
+run; a rerun with the same file skips the runs already there. ``--write-docs`` also
+writes the figures under ``docs/figures/`` and the section of ``docs/benchmarks.md``
+between ``<!-- nasbench:start -->`` and ``<!-- nasbench:end -->``.
+
+Example (from the repository root; about 35 minutes on one idle core)::
+
+    nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --write-docs
+
+Only the docs, from the results already written::
+
+    .venv/bin/python benchmarks/nasbench/replay.py --docs-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import math
+import os
+import shlex
+import sys
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+if ROOT not in sys.path:
+    sys.path.insert(0, ROOT)
+
+import optuna  # noqa: E402
+
+from benchmarks import machine_info  # noqa: E402
+from benchmarks.nasbench import report, simulate  # noqa: E402
+from benchmarks.nasbench.table import Table  # noqa: E402
+from search import list_controllers, make_controller  # noqa: E402
+
+DEFAULT_TABLE = os.path.join(ROOT, "benchmarks", "nasbench", "digits_resnet.json.gz")
+DEFAULT_JSON = os.path.join(ROOT, "benchmarks", "results", "nasbench.json")
+CHECKPOINTS = (50, 100, 200)
+TEST_AT = (50, 100, 150, 200)  # test regret is kept at these evaluation counts
+# Curves are kept at these evaluation counts (every one up to 20, then every 5).
+EVAL_GRID = [*range(1, 20), *range(20, 201, 5)]
+PEERS = ("optuna-tpe", "optuna-cmaes")
+ORDINAL = {"optuna-cmaes"}
+# Methods whose replays take tens of seconds to minutes each run fewer seeds.
+SLOW = ("nni-tpe", "nni-evolution", "optuna-tpe")
+GP = ("gp",)
+# Run under ASHA only: a documented option that suits a scheduler that stops trials.
+ASHA_ONLY = ("evolution+use_pruned",)
+
+
+def methods() -> list[str]:
+    """Every registered controller, the peers that are not controllers, ASHA-only variants."""
+    return [*sorted(list_controllers()), *PEERS, *ASHA_ONLY]
+
+
+def make_sampler(name: str, seed: int, asha: bool = False) -> optuna.samplers.BaseSampler:
+    """A fresh sampler of method ``name`` with ``seed`` (defaults everywhere)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "optuna-tpe":
+            return optuna.samplers.TPESampler(seed=seed)
+        if name == "optuna-cmaes":
+            # ASHA: let CMA-ES learn from stopped trials too, as it would with a pruner.
+            return optuna.samplers.CmaEsSampler(
+                seed=seed, warn_independent_sampling=False, consider_pruned_trials=asha
+            )
+    if name == "evolution+use_pruned":
+        return make_controller("evolution", seed=seed, use_pruned=True)
+    return make_controller(name, seed=seed)
+
+
+def _grid(values: list[float], grid: list[int]) -> list[float | None]:
+    return [_num(values[g - 1]) if g <= len(values) else None for g in grid]
+
+
+def _num(x: float) -> float | None:
+    return None if math.isnan(x) else round(x, 6)
+
+
+def full_run(table: Table, method: str, seed: int, budget: int) -> dict[str, Any]:
+    """One full-training replay, reduced to what the results keep."""
+    sampler = make_sampler(method, seed)
+    r = simulate.run_full(table, sampler, budget, ordinal=method in ORDINAL)
+    grid = [g for g in EVAL_GRID if g <= budget]
+    return {
+        "seed": seed,
+        "evals_to_top": r["evals_to_top"],
+        "seconds_to_top": r["seconds_to_top"],
+        "unique": r["unique"],
+        "val_regret": _grid(r["val_regret"], grid),
+        # Test regret only where it is reported (keeps the results file small).
+        "test_regret": {str(c): _num(r["test_regret"][c - 1]) for c in TEST_AT if c <= budget},
+        "sim_seconds": round(r["sim_seconds"][-1], 2),
+        "wall_seconds": round(r["wall_seconds"], 2),
+    }
+
+
+def asha_run(table: Table, method: str, seed: int, epoch_budget: int) -> dict[str, Any]:
+    """One ASHA replay; regret on the grid of ``table.epochs`` x :data:`EVAL_GRID` epochs."""
+    sampler = make_sampler(method, seed, asha=True)
+    r = simulate.run_asha(table, sampler, epoch_budget, ordinal=method in ORDINAL)
+    grid = [table.epochs * g for g in EVAL_GRID if table.epochs * g <= epoch_budget]
+    return {
+        "seed": seed,
+        "trials": r["trials"],
+        "completed": r["completed"],
+        "stops": r["stops"],
+        "val_regret": [_num(v) for v in simulate.on_grid(r["epochs"], r["val_regret"], grid)],
+        "test_regret_final": _num(r["test_regret"][-1]),
+        "wall_seconds": round(r["wall_seconds"], 2),
+    }
+
+
+def compact(result: dict[str, Any]) -> None:
+    """Runs written with a full test-regret curve keep it at :data:`TEST_AT` only."""
+    grid = result["eval_grid"]
+    for run in _all(result, "full"):
+        if isinstance(run.get("test_regret"), list):
+            curve = run["test_regret"]
+            run["test_regret"] = {str(c): curve[grid.index(c)] for c in TEST_AT if c in grid}
+    for run in _all(result, "asha"):
+        if "test_regret" in run:
+            run["test_regret_final"] = run.pop("test_regret")[-1]
+
+
+def _all(result: dict[str, Any], setting: str) -> list[dict[str, Any]]:
+    return [r for runs in result["runs"][setting].values() for r in runs]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--table", default=DEFAULT_TABLE, help="the benchmark table")
+    p.add_argument("--json", default=DEFAULT_JSON, help="results file (resumed if present)")
+    p.add_argument("--seeds", type=int, default=100, help="seeds per method (100)")
+    p.add_argument("--asha-seeds", type=int, default=100, help="seeds per method, ASHA (100)")
+    p.add_argument("--slow-seeds", type=int, default=30, help=f"seeds for {SLOW} (30)")
+    p.add_argument("--slow-asha-seeds", type=int, default=30, help="their ASHA seeds (30)")
+    p.add_argument("--gp-seeds", type=int, default=10, help="seeds for gp (10; no ASHA)")
+    p.add_argument("--budget", type=int, default=200, help="full-training evaluations (200)")
+    p.add_argument("--asha-epochs", type=int, default=2400, help="ASHA epoch budget (2400)")
+    p.add_argument("--methods", nargs="*", help="subset of methods (default: all)")
+    p.add_argument("--fresh", action="store_true", help="ignore runs already in --json")
+    p.add_argument("--write-docs", action="store_true", help="also write figures and docs")
+    p.add_argument("--docs-only", action="store_true", help="only rewrite figures and docs")
+    return p.parse_args(argv)
+
+
+def _save(path: str, result: dict[str, Any]) -> None:
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, separators=(",", ":"))
+    os.replace(tmp, path)
+
+
+def _new_result(args: argparse.Namespace, table: Table, argv: list[str] | None) -> dict:
+    command = "nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py " + shlex.join(
+        sys.argv[1:] if argv is None else argv
+    )
+    return {
+        "benchmark": "nasbench",
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command.strip(),
+        "machine": machine_info.machine(ROOT, ["optuna", "numpy", "cmaes", "nni", "torch"]),
+        "table": {
+            "path": os.path.relpath(args.table, ROOT),
+            **table.summary(),
+            "build_machine": table.meta.get("machine"),
+            "recipe": table.meta.get("recipe"),
+            "splits": table.meta.get("splits"),
+        },
+        "budget": args.budget,
+        "asha": {"grace": 1, "eta": 3, "max_t": table.epochs, "epoch_budget": args.asha_epochs},
+        "checkpoints": list(CHECKPOINTS),
+        "eval_grid": [g for g in EVAL_GRID if g <= args.budget],
+        "epoch_grid": [
+            table.epochs * g for g in EVAL_GRID if table.epochs * g <= args.asha_epochs
+        ],
+        "runs": {"full": {}, "asha": {}},
+    }
+
+
+def _replay_all(
+    args: argparse.Namespace,
+    table: Table,
+    result: dict[str, Any],
+    save: Callable[[], None],
+) -> None:
+    chosen = args.methods or methods()
+    unknown = sorted(set(chosen) - set(methods()))
+    if unknown:
+        raise ValueError(f"Unknown method(s) {unknown}; choose from {methods()}.")
+    settings = {"full": (full_run, args.budget), "asha": (asha_run, args.asha_epochs)}
+    # Cheap methods first, then the slow ones, then gp: an interrupted replay (the JSON is
+    # saved after every run and resumed) has the most methods done.
+    cost = {m: 2 if m in GP else 1 if m in SLOW else 0 for m in chosen}
+    order = {"full": 0, "asha": 1}
+    jobs = sorted(
+        ((cost[m], s, m) for s in settings for m in chosen), key=lambda j: (j[0], order[j[1]])
+    )
+    for _, setting, method in jobs:
+        run, budget = settings[setting]
+        runs = result["runs"][setting].setdefault(method, [])
+        done = {r["seed"] for r in runs}
+        for seed in range(_seeds(args, method, setting)):
+            if seed in done:
+                continue
+            runs.append(run(table, method, seed, budget))
+            print(f"{setting} {method} seed={seed}: {_brief(runs[-1])}", flush=True)
+            result["summary"] = report.summarise(result)
+            save()
+        if not runs:
+            del result["runs"][setting][method]
+
+
+def _seeds(args: argparse.Namespace, method: str, setting: str) -> int:
+    """Seeds of one method in one setting (``gp`` is not run under ASHA)."""
+    asha = setting == "asha"
+    if method in ASHA_ONLY:
+        return args.asha_seeds if asha else 0
+    if method in GP:
+        return 0 if asha else args.gp_seeds
+    if method in SLOW:
+        return args.slow_asha_seeds if asha else args.slow_seeds
+    return args.asha_seeds if asha else args.seeds
+
+
+def _brief(run: dict[str, Any]) -> str:
+    keys = ("evals_to_top", "trials", "completed", "unique", "wall_seconds")
+    return ", ".join(f"{k}={run[k]}" for k in keys if k in run) + (
+        f", regret={run['val_regret'][-1]}"
+    )
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.docs_only:
+        with open(args.json, encoding="utf-8") as f:
+            result = json.load(f)
+        compact(result)
+        result["summary"] = report.summarise(result)
+        report.write_docs(result, ROOT)
+        return result
+    table = Table.load(args.table)
+    result = _new_result(args, table, argv)
+    if not args.fresh and os.path.exists(args.json):
+        with open(args.json, encoding="utf-8") as f:
+            old = json.load(f)
+        # Runs are kept per setting when that setting and the table are unchanged.
+        keys = {"full": ("budget", "eval_grid"), "asha": ("asha", "epoch_grid")}
+        table_same = old.get("table", {}).get("rows") == len(table)
+        kept = [
+            s for s, ks in keys.items() if table_same and all(old.get(k) == result[k] for k in ks)
+        ]
+        for setting in kept:
+            result["runs"][setting] = old["runs"][setting]
+        compact(result)
+        if kept and not old["command"].endswith(result["command"]):
+            result["command"] = old["command"] + " && " + result["command"]
+        elif kept:
+            result["command"] = old["command"]
+    _replay_all(args, table, result, lambda: _save(args.json, result))
+    result["seeds"] = {
+        k: {m: len(v) for m, v in runs.items()} for k, runs in result["runs"].items()
+    }
+    result["summary"] = report.summarise(result)
+    _save(args.json, result)
+    print(report.markdown_tables(result))
+    if args.write_docs:
+        report.write_docs(result, ROOT)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,353 @@
+"""Summaries, figures and the docs section of the tabular NAS benchmark replay.
+
+Plots follow Optuna's split: :func:`figure_data` is a pure function of the results (the
+series each figure shows), :func:`render` turns it into Plotly figures.
+
+Example:
+    >>> median_censored([3, None, 5], budget=10)
+    5.0
+    >>> median_censored([None, None, 5], budget=10) is None
+    True
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import statistics
+from collections.abc import Sequence
+from typing import Any
+
+START, END = "<!-- nasbench:start -->", "<!-- nasbench:end -->"
+# Controllers that are the peer itself under another name (no archtune-specific settings).
+SAME_AS_PEER = {
+    "random": "Optuna RandomSampler",
+    "gp": "Optuna GPSampler, default settings",
+    "nni-tpe": "NNI 3 TPE tuner via archtune's adapter",
+    "nni-evolution": "NNI 3 evolution tuner via archtune's adapter",
+}
+PEERS = ("random", "gp", "nni-tpe", "nni-evolution", "optuna-tpe", "optuna-cmaes")
+DESCRIPTIONS = {
+    "tpe": "archtune TPE: Optuna TPE, multivariate, grouped",
+    "evolution": "archtune regularized evolution (P=20, S=10)",
+    "rl": "archtune REINFORCE policy gradient",
+    "nsga2": "Optuna NSGA-II (P=20) on one objective",
+    "optuna-tpe": "Optuna TPESampler, default settings (Optuna 5: multivariate)",
+    "optuna-cmaes": "Optuna CmaEsSampler on choice indices",
+    "evolution+use_pruned": "`evolution` with use_pruned=True (stopped trials can be parents)",
+    **SAME_AS_PEER,
+}
+ASHA_EPOCHS = (300, 600, 1200, 2400)
+
+
+def median_censored(values: Sequence[int | None], budget: int) -> float | None:
+    """Median of evaluations-to-target where None means "not within ``budget``".
+
+    A run that never reached the target counts as later than every run that did;
+    the median is None when it falls on such a run.
+    """
+    keyed = sorted(math.inf if v is None else v for v in values)
+    if not keyed:
+        return None
+    med = statistics.median(keyed)
+    return None if math.isinf(med) or med > budget else float(med)
+
+
+def _mean(xs: Sequence[float | None]) -> float | None:
+    vals = [x for x in xs if x is not None]
+    return statistics.mean(vals) if vals and len(vals) == len(xs) else None
+
+
+def _mean_curve(runs: list[dict[str, Any]], key: str) -> list[float | None]:
+    if not runs:
+        return []
+    return [_mean([r[key][i] for r in runs]) for i in range(len(runs[0][key]))]
+
+
+def summarise(result: dict[str, Any]) -> dict[str, Any]:
+    """Per setting and method: medians to the top set, mean regrets, mean curves."""
+    budget, grid, egrid = result["budget"], result["eval_grid"], result["epoch_grid"]
+    full_epochs = budget * result["asha"]["max_t"]
+    out: dict[str, Any] = {"full": {}, "asha": {}}
+    for method, runs in result["runs"]["full"].items():
+        curve = _mean_curve(runs, "val_regret")
+        at = {str(c): curve[grid.index(c)] for c in result["checkpoints"] if c in grid}
+        test = {k: _mean([r["test_regret"][k] for r in runs]) for k in runs[0]["test_regret"]}
+        out["full"][method] = {
+            "seeds": len(runs),
+            "median_evals_to_top": median_censored([r["evals_to_top"] for r in runs], budget),
+            "reached_top": sum(r["evals_to_top"] is not None for r in runs),
+            "median_hours_to_top": _hours([r["seconds_to_top"] for r in runs], budget),
+            "mean_val_regret": at,
+            "mean_test_regret_final": test.get(str(budget)),
+            "mean_test_regret": test,
+            "mean_unique": statistics.mean(r["unique"] for r in runs) if runs else None,
+            "curve": curve,
+        }
+    for method, runs in result["runs"]["asha"].items():
+        curve = _mean_curve(runs, "val_regret")
+        # A variant ("evolution+use_pruned") is matched against its base's full training.
+        full = out["full"].get(method.split("+")[0], {}).get("curve") or [None]
+        target = full[-1]
+        pairs = zip(egrid, curve, strict=True)
+        match = next((e for e, v in pairs if None not in (v, target) and v <= target), None)
+        out["asha"][method] = {
+            "seeds": len(runs),
+            "mean_trials": statistics.mean(r["trials"] for r in runs),
+            "mean_completed": statistics.mean(r["completed"] for r in runs),
+            "mean_val_regret": {str(e): curve[egrid.index(e)] for e in ASHA_EPOCHS if e in egrid},
+            "full_regret_target": target,
+            "epochs_to_match": match,
+            "fraction_of_full": None if match is None else match / full_epochs,
+            "curve": curve,
+        }
+    table = result.get("table") or {}
+    out["targets"] = targets(out, table.get("top_rows"), table.get("rows"))
+    return out
+
+
+def expected_random_median(top: int, rows: int) -> int:
+    """Median evaluations for uniform sampling (with repeats) to hit one of ``top`` rows.
+
+    The first hit is geometric with ``p = top / rows``: the smallest n with
+    ``1 - (1 - p)**n >= 1/2``.
+
+    Example:
+        >>> expected_random_median(4, 288)
+        50
+    """
+    p = top / rows
+    return 1 if p >= 1 else math.ceil(math.log(0.5) / math.log(1 - p))
+
+
+def _hours(seconds: Sequence[float | None], budget: int) -> float | None:
+    keyed = sorted(math.inf if s is None else s for s in seconds)
+    med = statistics.median(keyed) if keyed else math.inf
+    return None if math.isinf(med) else med / 3600
+
+
+def targets(
+    summary: dict[str, Any], top_rows: int | None = None, rows: int | None = None
+) -> dict[str, Any]:
+    """The issue's targets, judged for archtune's own controllers against the peers.
+
+    Own controllers are those with archtune-specific settings (``tpe``, ``evolution``,
+    ``rl``, ``nsga2``); ``random``, ``gp`` and the ``nni-*`` ones are the peers. Random
+    search is judged by its measured median and, when the table's size is given, by
+    the exact median of uniform sampling too (the measured one is noisy).
+    """
+    full = summary["full"]
+
+    def med(m: str) -> float:
+        v = full.get(m, {}).get("median_evals_to_top")
+        return math.inf if v is None else v
+
+    own = [m for m in full if m not in PEERS]
+    peers = [m for m in PEERS if m in full]
+    if not own or "random" not in full:
+        return {}
+    best = min(own, key=med)
+    best_peer = min(peers, key=med)
+    asha = summary["asha"].get(best, {})
+    frac = asha.get("fraction_of_full")
+    expected = expected_random_median(top_rows, rows) if top_rows and rows else None
+    return {
+        "random_expected_median": expected,
+        "half_of_random_expected": expected is not None and med(best) <= 0.5 * expected,
+        "best_own": best,
+        "best_own_median": full[best]["median_evals_to_top"],
+        "random_median": full["random"]["median_evals_to_top"],
+        "half_of_random": med(best) <= 0.5 * med("random"),
+        "best_peer": best_peer,
+        "best_peer_median": full[best_peer]["median_evals_to_top"],
+        "beats_every_peer": all(med(best) < med(p) for p in peers),
+        "asha_fraction": frac,
+        "asha_quarter": frac is not None and frac <= 0.25,
+    }
+
+
+# Tables ---------------------------------------------------------------------------------
+def _pp(x: float | None, digits: int = 2) -> str:
+    return "-" if x is None else f"{100 * x:.{digits}f}"
+
+
+def _evals(x: float | None, budget: int) -> str:
+    return f"> {budget}" if x is None else f"{x:g}"
+
+
+def markdown_tables(result: dict[str, Any]) -> str:
+    """The full-training and ASHA tables, in Markdown."""
+    return full_table(result) + "\n\n" + asha_table(result)
+
+
+def full_table(result: dict[str, Any]) -> str:
+    """Evaluations to the top 1% and regrets under full training, in Markdown."""
+    s, budget = result["summary"], result["budget"]
+    cps = result["checkpoints"]
+    lines = [
+        "| method | what | seeds | median evals to top 1% (runs reaching it) "
+        "| median simulated hours to top 1% | "
+        + " | ".join(f"mean regret @{c} (pp)" for c in cps)
+        + " | mean test regret @200 (pp) | distinct archs in 200 |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(cps) + "---:|---:|",
+    ]
+    order = sorted(s["full"], key=lambda m: (_key(s["full"][m]["median_evals_to_top"]), m))
+    for m in order:
+        row = s["full"][m]
+        h = row["median_hours_to_top"]
+        lines.append(
+            f"| `{m}` | {DESCRIPTIONS.get(m, '')} | {row['seeds']} | "
+            f"{_evals(row['median_evals_to_top'], budget)} ({row['reached_top']}/{row['seeds']})"
+            f" | {'-' if h is None else f'{h:.2f}'} | "
+            + " | ".join(_pp(row["mean_val_regret"].get(str(c))) for c in cps)
+            + f" | {_pp(row['mean_test_regret_final'])} | {row['mean_unique']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def asha_table(result: dict[str, Any]) -> str:
+    """Regret against epochs under ASHA, and the epochs to match full training."""
+    s, budget = result["summary"], result["budget"]
+    egrid_max = result["epoch_grid"][-1] if result["epoch_grid"] else 0
+    lines = [
+        "| method | seeds | trials | trained to max_t | "
+        + " | ".join(f"mean regret @{e} epochs (pp)" for e in ASHA_EPOCHS if e <= egrid_max)
+        + f" | full-training regret @{budget} (pp) | epochs to match it (share of "
+        f"{budget * result['asha']['max_t']}) |",
+        "|---|---:|---:|---:|" + "---:|" * sum(e <= egrid_max for e in ASHA_EPOCHS) + "---:|---:|",
+    ]
+    for m in sorted(s["asha"], key=lambda m: (_key(s["asha"][m]["epochs_to_match"]), m)):
+        row = s["asha"][m]
+        match = row["epochs_to_match"]
+        share = "-" if match is None else f"{match} ({row['fraction_of_full']:.2f})"
+        lines.append(
+            f"| `{m}` | {row['seeds']} | {row['mean_trials']:.0f} | "
+            f"{row['mean_completed']:.1f} | "
+            + " | ".join(
+                _pp(row["mean_val_regret"].get(str(e))) for e in ASHA_EPOCHS if e <= egrid_max
+            )
+            + f" | {_pp(row['full_regret_target'])} | "
+            + (f"> {egrid_max}" if match is None else share)
+            + " |"
+        )
+    return "\n".join(lines)
+
+
+def _key(x: float | None) -> float:
+    return math.inf if x is None else x
+
+
+# Figures --------------------------------------------------------------------------------
+def figure_data(result: dict[str, Any]) -> dict[str, Any]:
+    """The series of both figures: mean validation regret (pp) per method.
+
+    ``"evals"``: against evaluations, full training. ``"epochs"``: against epochs spent,
+    ASHA (solid) and full training (dashed, ``max_t`` epochs per evaluation).
+    """
+    s, epochs = result["summary"], result["asha"]["max_t"]
+    grid = result["eval_grid"]
+
+    def pp(curve: list[float | None]) -> list[float | None]:
+        return [None if v is None else 100 * v for v in curve]
+
+    evals = [{"name": m, "x": grid, "y": pp(r["curve"])} for m, r in sorted(s["full"].items())]
+    by_epochs = []
+    for m, r in sorted(s["asha"].items()):
+        by_epochs.append(
+            {
+                "name": f"{m} + ASHA",
+                "group": m,
+                "dash": "solid",
+                "x": result["epoch_grid"],
+                "y": pp(r["curve"]),
+            }
+        )
+        if m in s["full"]:
+            by_epochs.append(
+                {
+                    "name": f"{m}, full training",
+                    "group": m,
+                    "dash": "dot",
+                    "x": [epochs * g for g in grid],
+                    "y": pp(s["full"][m]["curve"]),
+                }
+            )
+    return {"evals": evals, "epochs": by_epochs}
+
+
+def render(data: dict[str, Any]) -> dict[str, Any]:
+    """Plotly figures of :func:`figure_data`'s series, by file stem."""
+    import plotly.graph_objects as go
+    from plotly.colors import qualitative
+
+    colours = qualitative.Plotly + qualitative.D3
+    names = sorted({s["name"] for s in data["evals"]} | {s["group"] for s in data["epochs"]})
+    colour = {n: colours[i % len(colours)] for i, n in enumerate(names)}
+    fig1 = go.Figure()
+    for s in data["evals"]:
+        fig1.add_scatter(
+            x=s["x"], y=s["y"], name=s["name"], mode="lines", line={"color": colour[s["name"]]}
+        )
+    fig1.update_layout(
+        title="Digits ResNet table: mean regret vs evaluations (full training; y from 0 to 1 pp, "
+        "double-click to see all)",
+        xaxis_title="evaluations",
+        yaxis_title="validation regret (pp)",
+        xaxis_type="log",
+        yaxis_range=[0, 1],
+        template="plotly_white",
+    )
+    fig2 = go.Figure()
+    for s in data["epochs"]:
+        fig2.add_scatter(
+            x=s["x"],
+            y=s["y"],
+            name=s["name"],
+            mode="lines",
+            legendgroup=s["group"],
+            line={"color": colour[s["group"]], "dash": s["dash"]},
+        )
+    fig2.update_layout(
+        title="Digits ResNet table: mean regret vs epochs spent, ASHA (solid) and full training "
+        "(dotted); y from 0 to 1 pp",
+        xaxis_title="epochs spent",
+        yaxis_title="validation regret (pp)",
+        xaxis_type="log",
+        yaxis_range=[0, 1],
+        template="plotly_white",
+    )
+    return {"nasbench_regret_evals": fig1, "nasbench_regret_epochs": fig2}
+
+
+# Docs -----------------------------------------------------------------------------------
+def replace_section(text: str, section: str) -> str:
+    """``text`` with the part between the markers replaced (appended when absent).
+
+    Example:
+        >>> replace_section(f"a\\n{START}\\nold\\n{END}\\nb", "new")
+        'a\\n<!-- nasbench:start -->\\nnew\\n<!-- nasbench:end -->\\nb'
+    """
+    block = f"{START}\n{section.strip()}\n{END}"
+    if START in text and END in text:
+        pattern = re.escape(START) + r".*?" + re.escape(END)
+        return re.sub(pattern, lambda _m: block, text, count=1, flags=re.S)
+    return text.rstrip("\n") + "\n\n" + block + "\n"
+
+
+def write_docs(result: dict[str, Any], root: str) -> None:
+    """Write both figures under ``docs/figures/`` and the section of docs/benchmarks.md."""
+    from benchmarks.nasbench.docs_text import section
+
+    figdir = os.path.join(root, "docs", "figures")
+    os.makedirs(figdir, exist_ok=True)
+    for stem, fig in render(figure_data(result)).items():
+        fig.write_html(os.path.join(figdir, stem + ".html"), include_plotlyjs="cdn")
+    path = os.path.join(root, "docs", "benchmarks.md")
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    new = replace_section(text, section(result))
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(new)
+    os.replace(tmp, path)

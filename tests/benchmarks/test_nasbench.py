@@ -1,0 +1,184 @@
+"""The tabular NAS benchmark replay on tiny tables whose answers are worked out by hand."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial
+
+from benchmarks.nasbench import report, simulate
+from benchmarks.nasbench.table import Table, make_table_dict
+from spaces import Categorical, SearchSpace
+
+optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+SPACE = SearchSpace({"a": Categorical([0, 1, 2, 3]), "b": Categorical(["x", "y"])})
+
+
+class Scripted(BaseSampler):
+    """Proposes the given configurations in order (the n-th trial gets the n-th)."""
+
+    def __init__(self, configs: Sequence[Mapping[str, Any]]) -> None:
+        self.configs = list(configs)
+
+    def infer_relative_search_space(
+        self, study: optuna.Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return {}
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return {}
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, name: str, dist: BaseDistribution
+    ) -> Any:
+        return self.configs[trial.number][name]
+
+
+def _full_table(tmp_path: Path) -> Table:
+    """8 networks; final val 0.5 + 0.1 a + 0.05 [b = y], best (3, y) at 0.85; test acc is
+    val - 0.01, except (3, y) at 0.80 and (3, x) at 0.83 (the best test)."""
+    rows = []
+    for a in range(4):
+        for b in "xy":
+            val = 0.5 + 0.1 * a + 0.05 * (b == "y")
+            test = {(3, "y"): 0.80, (3, "x"): 0.83}.get((a, b), val - 0.01)
+            rows.append(
+                {
+                    "config": {"a": a, "b": b},
+                    "val_acc": [val / 2, val],
+                    "test_acc": [0.0, test],
+                    "train_seconds": [1.5, 2.5],
+                }
+            )
+    path = tmp_path / "table.json.gz"
+    with gzip.open(path, "wt", encoding="utf-8") as f:
+        json.dump(make_table_dict(SPACE, rows), f)
+    return Table.load(str(path))
+
+
+def test_table_round_trip_and_top_set(tmp_path: Path) -> None:
+    table = _full_table(tmp_path)
+    assert len(table) == 8 and table.epochs == 2
+    assert table.best_val == pytest.approx(0.85) and table.best_test == pytest.approx(0.83)
+    assert table.top_threshold == pytest.approx(0.85)  # ceil(1% of 8) = the best only
+    assert table.is_top(table.lookup({"a": 3, "b": "y"}))
+    assert not table.is_top(table.lookup({"a": 3, "b": "x"}))
+    with pytest.raises(KeyError, match="not in the table"):
+        table.lookup({"a": 9, "b": "x"})
+    # Top 25%: ceil(0.25 * 8) = 2 networks, down to (3, x) at 0.80.
+    loose = Table.from_dict(make_table_dict(SPACE, table.rows), top_fraction=0.25)
+    assert loose.top_threshold == pytest.approx(0.80)
+    assert loose.summary()["top_rows"] == 2
+
+
+def test_full_replay_counts_evaluations_regret_and_seconds(tmp_path: Path) -> None:
+    table = _full_table(tmp_path)
+    script = [
+        {"a": 0, "b": "x"},
+        {"a": 1, "b": "y"},
+        {"a": 1, "b": "y"},  # a repeat costs an evaluation and its seconds again
+        {"a": 3, "b": "y"},  # the best: reached at evaluation 4
+        {"a": 2, "b": "x"},
+    ]
+    run = simulate.run_full(table, Scripted(script), budget=5)
+    assert run["evals_to_top"] == 4
+    assert run["seconds_to_top"] == pytest.approx(16.0)
+    assert run["sim_seconds"] == pytest.approx([4.0, 8.0, 12.0, 16.0, 20.0])
+    assert run["val_regret"] == pytest.approx([0.35, 0.2, 0.2, 0.0, 0.0])
+    assert run["test_regret"][-1] == pytest.approx(0.03)  # best-by-val tests at 0.80
+    assert run["unique"] == 4
+
+
+def test_asha_stops_and_epoch_accounting() -> None:
+    curves = {
+        0: [0.50, 0.60, 0.70, 0.80],
+        1: [0.40, 0.50, 0.60, 0.90],  # slow starter, best at the end
+        2: [0.55, 0.65, 0.75, 0.85],
+        3: [0.60, 0.55, 0.60, 0.70],
+    }
+    space = SearchSpace({"a": Categorical([0, 1, 2, 3])})
+    rows = [
+        {"config": {"a": a}, "val_acc": c, "test_acc": c, "train_seconds": [1.0] * 4}
+        for a, c in curves.items()
+    ]
+    table = Table.from_dict(make_table_dict(space, rows))
+    script = [{"a": a} for a in (0, 1, 2, 3, 1)]
+    # grace 1, eta 2, max_t 4: rungs at epochs 1 and 2.
+    run = simulate.run_asha(table, Scripted(script), epoch_budget=12, grace=1, eta=2)
+    # 0: empty rungs, runs 4. 1: 0.40 < median [0.50] at rung 1, stops (1 epoch).
+    # 2: passes both rungs (0.55 >= 0.45, 0.65 >= 0.60), runs 4. 3: passes rung 1
+    # (0.60 >= 0.50), stops at rung 2 (0.55 < 0.625). 1 again: 0.40 < 0.525, stops.
+    assert run["epochs"] == [4, 5, 9, 11, 12]
+    assert run["stops"] == {"1": 2, "2": 1, "4": 2}
+    assert run["trials"] == 5 and run["completed"] == 2
+    assert run["val_regret"] == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.05])
+    assert simulate.on_grid(run["epochs"], run["val_regret"], [3, 4, 10, 12]) == pytest.approx(
+        [float("nan"), 0.1, 0.05, 0.05], nan_ok=True
+    )
+    assert simulate.rungs(1, 3, 12) == [1, 3, 9]
+
+
+def test_summary_medians_and_epochs_to_match() -> None:
+    def full(seed: int, to_top: int | None, curve: list[float]) -> dict[str, Any]:
+        return {
+            "seed": seed,
+            "evals_to_top": to_top,
+            "seconds_to_top": None if to_top is None else 10.0 * to_top,
+            "unique": 3,
+            "val_regret": curve,
+            "test_regret": {"3": curve[-1]},
+        }
+
+    def asha(seed: int, curve: list[float]) -> dict[str, Any]:
+        return {"seed": seed, "trials": 9, "completed": 2, "val_regret": curve}
+
+    result = {
+        "budget": 3,
+        "checkpoints": [3],
+        "eval_grid": [1, 2, 3],
+        "epoch_grid": [4, 8, 12],
+        "asha": {"max_t": 4},
+        "runs": {
+            "full": {
+                "m": [
+                    full(0, 2, [0.3, 0.1, 0.1]),
+                    full(1, None, [0.3, 0.2, 0.1]),
+                    full(2, 3, [0.3, 0.3, 0.1]),
+                ]
+            },
+            "asha": {"m": [asha(0, [0.2, 0.1, 0.0]), asha(1, [0.4, 0.1, 0.1])]},
+        },
+    }
+    s = report.summarise(result)
+    assert s["full"]["m"]["median_evals_to_top"] == 3  # 2, 3, never -> 3
+    assert s["full"]["m"]["reached_top"] == 2
+    assert s["full"]["m"]["mean_val_regret"]["3"] == pytest.approx(0.1)
+    assert s["full"]["m"]["mean_test_regret_final"] == pytest.approx(0.1)
+    assert s["asha"]["m"]["epochs_to_match"] == 8  # mean 0.1 at 8 epochs <= 0.1
+    assert s["asha"]["m"]["fraction_of_full"] == pytest.approx(8 / 12)
+    assert report.median_censored([None, None, 1], budget=3) is None
+
+
+def test_cmaes_on_ordinal_encoding_stays_in_the_table(tmp_path: Path) -> None:
+    table = _full_table(tmp_path)
+    sampler = optuna.samplers.CmaEsSampler(seed=0, warn_independent_sampling=False)
+    run = simulate.run_full(table, sampler, budget=6, ordinal=True)
+    assert len(run["val_regret"]) == 6 and min(run["val_regret"]) >= 0.0
+
+
+def test_docs_section_replaced_between_markers() -> None:
+    text = f"intro\n{report.START}\nold\n{report.END}\noutro\n"
+    new = report.replace_section(text, "fresh")
+    assert new == f"intro\n{report.START}\nfresh\n{report.END}\noutro\n"
+    assert report.replace_section("only\n", "x").endswith(f"{report.START}\nx\n{report.END}\n")
