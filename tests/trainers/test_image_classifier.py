@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from spaces import Categorical, Float, Int, ResNetSpace, SearchSpace, TrainingSpace
+from tests.trainers.sessions import Stop, StopAfter
 from trainers import ImageClassifier, LocalSession, load_dataset, trainer_from_json
 
 
@@ -45,10 +46,8 @@ def test_resume_from_checkpoint_continues_where_it_stopped() -> None:
     ImageClassifier(dataset="digits", epochs=3).run(_config(), _space(), full)
 
     stopped = LocalSession()
-    with pytest.raises(_Stop):  # as if the trial's worker died after epoch 1
-        ImageClassifier(dataset="digits", epochs=3).run(
-            _config(), _space(), _StopAfter(stopped, 1)
-        )
+    with pytest.raises(Stop):  # as if the trial's worker died after epoch 1
+        ImageClassifier(dataset="digits", epochs=3).run(_config(), _space(), StopAfter(stopped, 1))
     resumed = LocalSession()
     resumed.checkpoint = stopped.checkpoint
     ImageClassifier(dataset="digits", epochs=3).run(_config(), _space(), resumed)
@@ -56,29 +55,10 @@ def test_resume_from_checkpoint_continues_where_it_stopped() -> None:
     assert resumed.history[-1]["val_acc"] == pytest.approx(full.history[-1]["val_acc"], abs=1e-6)
 
 
-class _StopAfter:
-    """A session that stops the run after ``n`` reports."""
-
-    def __init__(self, inner: LocalSession, n: int) -> None:
-        self.inner, self.n = inner, n
-
-    def report(self, metrics, checkpoint=None) -> None:
-        self.inner.report(metrics, checkpoint)
-        if len(self.inner.history) >= self.n:
-            raise _Stop
-
-    def restore(self):
-        return None
-
-
-class _Stop(Exception):
-    pass
-
-
 def test_stop_helper_really_stops() -> None:
     session = LocalSession()
-    with pytest.raises(_Stop):
-        ImageClassifier(epochs=3).run(_config(), _space(), _StopAfter(session, 1))
+    with pytest.raises(Stop):
+        ImageClassifier(epochs=3).run(_config(), _space(), StopAfter(session, 1))
     assert len(session.history) == 1 and session.checkpoint["epoch"] == 1
 
 

@@ -44,15 +44,6 @@ CONFIGS = [
 ]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest, and time most steadily, on one thread of a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build(family, config):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

@@ -14,14 +14,6 @@ from trainers.quantize import QuantizationError, int8_report, int8_weight_layers
 CONFIG = {"stages": 2, "depth": 1, "width": 8}
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def build(family, config):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(0)

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from spaces import Categorical, DenseNetSpace, ResNetSpace, SearchSpace, TrainingSpace
+from tests.trainers.sessions import Stop, StopAfter
 from trainers import ImageClassifier, LocalSession, load_dataset
 from trainers.checkpoint import model_from_checkpoint
 
@@ -112,8 +113,8 @@ def test_a_pruned_trial_resumes_after_the_pruning() -> None:
     ImageClassifier(epochs=3, finetune_fraction=0.5).run(config, space, full)
 
     first = LocalSession()
-    with pytest.raises(_Stop):  # the worker dies after epoch 2, the first pruned one
-        ImageClassifier(epochs=3, finetune_fraction=0.5).run(config, space, _StopAfter(first, 2))
+    with pytest.raises(Stop):  # the worker dies after epoch 2, the first pruned one
+        ImageClassifier(epochs=3, finetune_fraction=0.5).run(config, space, StopAfter(first, 2))
     resumed = LocalSession()
     resumed.checkpoint = first.checkpoint
     ImageClassifier(epochs=3, finetune_fraction=0.5).run(config, space, resumed)
@@ -142,27 +143,6 @@ def test_fit_without_a_space_takes_the_family_from_the_config() -> None:
     assert 0.0 <= dense["val_acc"] <= 1.0
     with pytest.raises(ValueError, match="family"):
         ImageClassifier(epochs=1).fit({"model": {"family": "vit"}})
-
-
-class _StopAfter:
-    """A session that stops the run after ``n`` reports."""
-
-    workers = 1
-
-    def __init__(self, inner: LocalSession, n: int) -> None:
-        self.inner, self.n = inner, n
-
-    def report(self, metrics, checkpoint=None) -> None:
-        self.inner.report(metrics, checkpoint)
-        if len(self.inner.history) >= self.n:
-            raise _Stop
-
-    def restore(self):
-        return None
-
-
-class _Stop(Exception):
-    pass
 
 
 @pytest.fixture(scope="module")
