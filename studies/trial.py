@@ -21,7 +21,6 @@ from spaces.space import SearchSpace
 from trainers.base import Trainer
 from trainers.distributed import WorkerDied
 
-CHECKPOINT_FILE = "checkpoint.pt"  # trainers.checkpoint.CHECKPOINT_FILE (no torch import here)
 # Keys of the last report of a trial whose trainer raised: the driver records it FAIL.
 ERROR_KEY = "archtune_error"
 TRACEBACK_KEY = "archtune_traceback"
@@ -44,12 +43,10 @@ class TuneSession:
         if checkpoint is None:
             tune.report(payload)
             return
-        import torch
+        from trainers.checkpoint import CHECKPOINT_FILE, save_checkpoint  # imports torch
 
         with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, CHECKPOINT_FILE)
-            torch.save(checkpoint, path + ".tmp")
-            os.replace(path + ".tmp", path)
+            save_checkpoint(checkpoint, os.path.join(tmp, CHECKPOINT_FILE))
             tune.report(payload, checkpoint=tune.Checkpoint.from_directory(tmp))
 
     def restore(self) -> dict[str, Any] | None:
@@ -57,6 +54,8 @@ class TuneSession:
         if checkpoint is None:
             return None
         import torch
+
+        from trainers.checkpoint import CHECKPOINT_FILE
 
         with checkpoint.as_directory() as d:
             return torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False)
