@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import os
 import statistics
 import sys
@@ -214,12 +213,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(args.threads)
     result = run(args)
     print_table(result)
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result["machine"] = machine_info.machine(root, ["torch", "numpy"])
-    result["machine"]["torch_threads"] = torch.get_num_threads()
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+    machine_info.attach_and_save(
+        result, args.json, ["torch", "numpy"], torch_threads=torch.get_num_threads()
+    )
     return result
 
 

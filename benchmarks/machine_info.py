@@ -9,6 +9,7 @@ Example:
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import platform
 import subprocess
@@ -57,3 +58,15 @@ def machine(root: str, modules: Sequence[str]) -> dict[str, Any]:
         except ImportError:
             info[name] = None
     return info
+
+
+def attach_and_save(
+    result: dict[str, Any], path: str | None, modules: Sequence[str], **facts: Any
+) -> None:
+    """Put :func:`machine` (for this repository, plus ``facts``) in ``result["machine"]``,
+    then write ``result`` as JSON to ``path`` when one is given."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    result["machine"] = {**machine(root, modules), **facts}
+    if path:
+        with open(path, "w", encoding="utf-8") as f:
+            json.dump(result, f, indent=2)

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
 import math
 import os
 import sys
@@ -158,11 +157,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     result = run(args)
     print_table(result["rows"])
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result["machine"] = machine_info.machine(root, ["torch", "torch_pruning", "sklearn"])
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+    machine_info.attach_and_save(result, args.json, ["torch", "torch_pruning", "sklearn"])
     return result
 
 

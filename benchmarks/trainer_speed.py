@@ -41,7 +41,6 @@ Rerun (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import statistics
@@ -339,12 +338,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print("\nper-step extras of TrialRun.train_epoch (microseconds per call):")
         for label, us in result["breakdown_us_per_step"].items():
             print(f"  {label:<42} {us:>8.1f}")
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result["machine"] = machine_info.machine(root, ["torch", "numpy"])
-    result["machine"]["torch_threads"] = torch.get_num_threads()
-    if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(result, f, indent=2)
+    machine_info.attach_and_save(
+        result, args.json, ["torch", "numpy"], torch_threads=torch.get_num_threads()
+    )
     return result
 
 

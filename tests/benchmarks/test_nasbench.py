@@ -11,11 +11,11 @@ from typing import Any
 import optuna
 import pytest
 from optuna.distributions import BaseDistribution
-from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial
 
 from benchmarks.nasbench import report, simulate
 from benchmarks.nasbench.table import Table, make_table_dict
+from search.base import DefineByRunSampler
 from spaces import Categorical, SearchSpace
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -23,21 +23,11 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 SPACE = SearchSpace({"a": Categorical([0, 1, 2, 3]), "b": Categorical(["x", "y"])})
 
 
-class Scripted(BaseSampler):
+class Scripted(DefineByRunSampler):
     """Proposes the given configurations in order (the n-th trial gets the n-th)."""
 
     def __init__(self, configs: Sequence[Mapping[str, Any]]) -> None:
         self.configs = list(configs)
-
-    def infer_relative_search_space(
-        self, study: optuna.Study, trial: FrozenTrial
-    ) -> dict[str, BaseDistribution]:
-        return {}
-
-    def sample_relative(
-        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
-    ) -> dict[str, Any]:
-        return {}
 
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, name: str, dist: BaseDistribution
