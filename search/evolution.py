@@ -4,7 +4,8 @@ Real et al., 2019, "Regularized Evolution for Image Classifier Architecture Sear
 (AAAI; arXiv:1802.01548). The population is the ``population_size`` most recently
 finished usable trials, so the oldest die whatever their score (aging). A new trial copies
 the winner of a tournament (the best of ``tournament_size`` members drawn uniformly) and
-mutates one of its decisions. Until the population is full, proposals are random.
+mutates one of its decisions. Proposals are random until ``n_startup_trials`` usable trials
+have finished; the population then grows with the search up to ``population_size``.
 
 The sampler keeps no search state of its own. Every trial rebuilds the population from
 ``study.get_trials()`` and draws its randomness from ``np.random.default_rng([seed,
@@ -31,10 +32,20 @@ Choices made here, where the paper leaves room:
   switches decisions on is judged on the parent's other values only.
 - **Usable trials.** COMPLETE with finite values. PRUNED trials hold a low-fidelity value
   (the last intermediate one) and join only with ``use_pruned=True``.
+- **Growing start.** The paper fills the population with P random trials before it
+  evolves. Here evolution starts after ``n_startup_trials`` (10 by default, as Optuna's
+  TPE starts after 10 random trials); until ``population_size`` trials have finished the
+  population is every usable trial so far, and a tournament draws the same share of it
+  as a full one does (``tournament_size * len(population) / population_size``, at least
+  1). With P=20 and S=10 this took the median evaluations to the top 1% of archtune's
+  tabular benchmark (``benchmarks/nasbench``; 300 seeds) from 28 to 22, and lowered the
+  mean regret on NK landscapes (8 decisions of 3 values, K=2; 60 seeds) at 30, 60 and 120
+  trials (0.095/0.055/0.025 against 0.108/0.062/0.030) and on Hartmann-6 at 50 and 200
+  trials (0.86/0.08 against 0.99/0.08); on 2-d Branin the early regret rose (0.48 against
+  0.41 at 50 trials). Set ``n_startup_trials=population_size`` for the paper's start.
 - **Defaults** (``population_size=20``, ``tournament_size=10``) suit small architecture
   spaces (a handful to a dozen categorical/int decisions) at archtune's budgets of 50-200
-  trials. The paper's P=100 would spend most of such a budget on random proposals; 20
-  random trials is little more than TPE's start and still gives a diverse population.
+  trials. The paper's P=100 would spend most of such a budget on random proposals.
   Aging already keeps the search from settling, so a strong tournament (the population's
   best wins half of them) pays: on NK-landscape toys (8 decisions of 3 values, 40 seeds,
   60 and 120 trials, with and without noise) S=10 matched or beat S=5 and P=12/S=4.
@@ -107,10 +118,13 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         seed: Seed of every random choice; ``None`` draws one at construction (kept in
             :attr:`seed`). Same seed and same study history give the same proposal.
         population_size: How many of the most recently finished usable trials form the
-            population, and how many finish before evolution starts.
-        tournament_size: How many population members one tournament draws.
+            population.
+        tournament_size: How many members a tournament draws from a full population
+            (proportionally fewer while it grows).
         use_pruned: Let PRUNED trials (valued at their last intermediate value) be parents.
         mutation_scale: Standard deviation of a numeric step, as a fraction of the range.
+        n_startup_trials: Usable trials that must finish before evolution starts (random
+            proposals until then); ``None`` means ``min(10, population_size)``.
 
     Raises:
         ValueError: for options out of range (the message says which values work).
@@ -134,9 +148,23 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         tournament_size: int = 10,
         use_pruned: bool = False,
         mutation_scale: float = 0.2,
+        n_startup_trials: int | None = None,
     ) -> None:
         self.seed = resolve_seed(seed)
         _check_options(population_size, tournament_size, mutation_scale)
+        if n_startup_trials is None:
+            n_startup_trials = min(10, population_size)
+        if (
+            isinstance(n_startup_trials, bool)
+            or not isinstance(n_startup_trials, int)
+            or not 1 <= n_startup_trials <= population_size
+        ):
+            raise ValueError(
+                f"n_startup_trials must be an int from 1 to population_size "
+                f"({population_size}), got {n_startup_trials!r}; None picks "
+                f"min(10, population_size)."
+            )
+        self.n_startup_trials = n_startup_trials
         self.population_size = population_size
         self.tournament_size = tournament_size
         self.use_pruned = bool(use_pruned)
@@ -191,11 +219,13 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         rng = np.random.default_rng([self.seed, trial.number])
         directions = study.directions
         seen, population = self._history(study, trial, len(directions))
-        if len(population) < self.population_size:
+        if len(population) < self.n_startup_trials:
             return _Plan(trial.number, rng)
         scores = _scores([t.values for t in population], directions)
+        # A growing population holds tournaments of the same share as a full one.
+        size = max(1, round(self.tournament_size * len(population) / self.population_size))
         for _ in range(MAX_ATTEMPTS):
-            parent = population[self._tournament(scores, rng)]
+            parent = population[self._tournament(scores, size, rng)]
             names = [n for n in sorted(parent.params) if not parent.distributions[n].single()]
             if not names:  # nothing to mutate: a copy
                 return _Plan(trial.number, rng, parent.number, dict(parent.params))
@@ -241,9 +271,11 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
             return None
         return (t.datetime_complete or datetime.min, t.number)
 
-    def _tournament(self, scores: list[tuple[float, ...]], rng: np.random.Generator) -> int:
-        """Index of the best of ``tournament_size`` members drawn without replacement."""
-        drawn = rng.choice(len(scores), size=self.tournament_size, replace=False)
+    def _tournament(
+        self, scores: list[tuple[float, ...]], size: int, rng: np.random.Generator
+    ) -> int:
+        """Index of the best of ``size`` members drawn without replacement."""
+        drawn = rng.choice(len(scores), size=size, replace=False)
         return int(min(drawn, key=lambda i: scores[i]))  # min keeps the first drawn on ties
 
 
@@ -390,6 +422,7 @@ def make(
     tournament_size: int = 10,
     use_pruned: bool = False,
     mutation_scale: float = 0.2,
+    n_startup_trials: int | None = None,
 ) -> optuna.samplers.BaseSampler:
     """A :class:`RegularizedEvolutionSampler` (see there for the options)."""
     return RegularizedEvolutionSampler(
@@ -398,4 +431,5 @@ def make(
         tournament_size=tournament_size,
         use_pruned=use_pruned,
         mutation_scale=mutation_scale,
+        n_startup_trials=n_startup_trials,
     )

@@ -166,6 +166,24 @@ def test_aging_the_oldest_die_even_when_best() -> None:
     assert _lineage(study.trials[-1]) == {"parent": 3, "mutated": "x"}
 
 
+def test_evolution_starts_after_the_startup_trials_and_the_population_grows() -> None:
+    sampler = RegularizedEvolutionSampler(seed=3, population_size=12, tournament_size=6)
+    assert sampler.n_startup_trials == 10  # min(10, population_size)
+    study = optuna.create_study(sampler=sampler)
+    _run(study, FLAT, 30)
+    parents = [_lineage(t)["parent"] for t in study.trials]
+    assert parents[:10] == [None] * 10
+    assert all(p is not None for p in parents[10:])
+    # While the population grows, parents come from every trial finished so far (the
+    # 11th trial's tournament draws 5 of 10); once full, only from the 12 newest.
+    assert all(p < i for i, p in enumerate(parents) if p is not None)
+    assert all(p >= i - 12 for i, p in enumerate(parents) if p is not None)
+    # The paper's start: the whole population random first.
+    study = optuna.create_study(sampler=_sampler(population_size=12, n_startup_trials=12))
+    _run(study, FLAT, 13)
+    assert [_lineage(t)["parent"] is None for t in study.trials] == [True] * 12 + [False]
+
+
 def test_failed_pruned_nan_and_inf_trials_are_never_parents() -> None:
     study = optuna.create_study(direction="maximize", sampler=_sampler(seed=2))
     for i in range(60):
@@ -299,6 +317,9 @@ def test_mutation_moves_within_the_distribution(dist: Any) -> None:
         ({"tournament_size": 0}, "tournament_size must be an int from 1"),
         ({"population_size": 4, "tournament_size": 5}, r"population_size \(4\)"),
         ({"mutation_scale": 0.0}, "mutation_scale"),
+        ({"n_startup_trials": 0}, "n_startup_trials must be an int from 1"),
+        ({"population_size": 6, "n_startup_trials": 7}, r"population_size \(6\)"),
+        ({"n_startup_trials": 2.0}, "None picks min"),
     ],
 )
 def test_bad_options_raise_with_a_fix(options: dict[str, Any], message: str) -> None:
