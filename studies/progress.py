@@ -72,10 +72,15 @@ class TrialProgress:
             self._progress.console.print(f"[red]trial {trial.number} failed:[/red] {reason}")
         self._progress.update(self._task, advance=1, best=self._best_text())
 
-    def summary(self, rejected: int, stopped: str | None) -> None:
-        """Say how many proposals the constraints rejected, and why the search stopped early."""
+    def summary(self, rejected: int, stopped: str | None, repeated: int = 0) -> None:
+        """Say how many proposals were rejected or repeats, and why the search stopped early."""
         if not self.enabled:
             return
+        if repeated:
+            self._console.print(
+                f"{repeated} proposals repeated completed trials and took their results "
+                "instead of training again."
+            )
         if rejected:
             self._console.print(
                 f"{rejected} proposals broke the constraints and were not trained."

@@ -19,6 +19,15 @@ only forward events to it, so the rules below are in one place:
   :mod:`studies.trial`) is a failure too.
 - ``checkpoint``: the directory of the trial's last checkpoint, recorded in
   ``archtune:checkpoint`` when the trial is told.
+- **Repeats** (``reuse=True``): a proposal whose active decisions equal those of a trial
+  that this trainer (same :data:`~studies.records.ATTR_TRAINER_ID`) completed is not
+  trained again. It is told COMPLETE at once with the earlier trial's value, marked
+  ``archtune:repeat_of`` (that trial's number) and given its checkpoint, and the
+  controller is asked again; repeats do not count towards ``num_trials``. A trained
+  trial is deterministic given its configuration and the trainer's seed, so a repeat
+  would only spend time; controllers still see it, as they would a retrained copy.
+  PRUNED and FAIL trials are not reused (a scheduler may let a repeat go further; a
+  failure may have been transient).
 
 Not thread-safe: Ray Tune calls searchers and callbacks from its single driver loop.
 ``ask`` writes at once (the controller needs the history); the per-epoch and
@@ -29,6 +38,7 @@ off Ray Tune's loop: call :meth:`Recorder.flush` before reading them, and
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -38,14 +48,21 @@ from optuna.trial import TrialState
 
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
-from studies.records import ATTR_ARCH_ID, ATTR_ERROR, ATTR_REJECTED, ATTR_TRACEBACK
+from studies.records import (
+    ATTR_ARCH_ID,
+    ATTR_ERROR,
+    ATTR_REJECTED,
+    ATTR_REPEAT_OF,
+    ATTR_TRACEBACK,
+    ATTR_TRAINER_ID,
+)
 from studies.storage import Storage
 from studies.trial import ERROR_KEY, TRACEBACK_KEY
 from studies.writer import OrderedWriter
 from trainers.base import ATTR_CHECKPOINT
 
 TRACEBACK_LIMIT = 20_000
-MAX_REJECTIONS = 1000
+MAX_REJECTIONS = 1000  # proposals in a row rejected or repeated before the search stops
 
 Listener = Callable[[optuna.trial.FrozenTrial], None]
 
@@ -64,6 +81,9 @@ class Recorder:
         on_finish: Called with each trial once it has been told.
         stats: Model statistics of a configuration (``Trainer.model_stats``); needed
             when the space has constraints.
+        trainer_id: Identity of the trainer (recorded on each trial); results are
+            reused only from trials of the same trainer.
+        reuse: Answer repeats of completed configurations from the record (above).
     """
 
     def __init__(
@@ -76,6 +96,8 @@ class Recorder:
         num_trials: int,
         on_finish: Listener | None = None,
         stats: Callable[[Mapping[str, Any], set[str]], Mapping[str, float]] | None = None,
+        trainer_id: str | None = None,
+        reuse: bool = False,
     ) -> None:
         self.study = study
         self.storage = storage
@@ -85,7 +107,13 @@ class Recorder:
         self.num_trials = num_trials
         self.on_finish = on_finish
         self.stats = stats
+        self.trainer_id = trainer_id
+        self.reuse = reuse
         self.rejected = 0
+        self.repeated = 0
+        # {config key: (number, values, checkpoint)} of completed trials, built on first use.
+        self._done: dict[str, tuple[int, list[float], str | None]] | None = None
+        self._keys: dict[str, str] = {}
         self._open: dict[str, optuna.Trial] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._last_step: dict[str, int] = {}
@@ -98,34 +126,82 @@ class Recorder:
         """A configuration for the Ray trial ``key``, or None once ``num_trials`` were asked.
 
         Proposals that break the space's constraints are recorded FAIL (with the reason
-        in ``archtune:rejected``) without training, and the controller is asked again;
-        after :data:`MAX_REJECTIONS` in a row the search stops.
+        in ``archtune:rejected``) without training, repeats of completed configurations
+        are answered from the record (with ``reuse``), and the controller is asked
+        again; after :data:`MAX_REJECTIONS` such proposals in a row the search stops.
         """
         if self.asked >= self.num_trials:
             return None
+        rejected = 0
         for _ in range(MAX_REJECTIONS):
             trial = self.study.ask()
-            config = self.space.unflatten(suggest(trial, self.space))
+            flat = suggest(trial, self.space)
+            config = self.space.unflatten(flat)
             arch_id = self.space.arch_id(config)
+            config_key = _config_key(flat)
+            earlier = self._completed().get(config_key) if self.reuse else None
+            if earlier is not None:
+                self._answer_from_record(trial, arch_id, earlier)
+                continue
             try:
                 reasons = self._violations(config)
             except Exception as e:  # a network that cannot be built must not stop the run
                 reasons = [f"model statistics failed: {type(e).__name__}: {e}"]
             if not reasons:
                 self._writer.submit(trial.set_user_attr, ATTR_ARCH_ID, arch_id)
+                if self.trainer_id is not None:
+                    self._writer.submit(trial.set_user_attr, ATTR_TRAINER_ID, self.trainer_id)
                 self._open[key] = trial
                 self._configs[key] = config
+                self._keys[key] = config_key
                 self.asked += 1
                 return config
             self.rejected += 1
+            rejected += 1
             trial.set_user_attr(ATTR_ARCH_ID, arch_id)
             trial.set_user_attr(ATTR_REJECTED, "; ".join(reasons))
             self.study.tell(trial, state=TrialState.FAIL)
-        self.stopped = (
-            f"{MAX_REJECTIONS} proposals in a row broke the constraints "
-            f"{[c.to_json() for c in self.space.constraints]}; loosen them or narrow the space."
-        )
+        if rejected:
+            self.stopped = (
+                f"{MAX_REJECTIONS} proposals in a row broke the constraints "
+                f"{[c.to_json() for c in self.space.constraints]} or repeated completed "
+                f"trials ({rejected} broke the constraints); loosen them or narrow the space."
+            )
+        else:
+            self.stopped = (
+                f"The controller proposed {MAX_REJECTIONS} completed configurations in a row "
+                f"({len(self._completed())} distinct ones are done): the search has converged "
+                "or the space is used up. Widen the space or pick another controller; pass "
+                "reuse_finished=False to train repeats anyway (e.g. to average noise)."
+            )
         return None
+
+    def _completed(self) -> dict[str, tuple[int, list[float], str | None]]:
+        """Completed trials of this trainer by configuration (read from the study once)."""
+        if self._done is None:
+            self._done = {}
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+                attrs = t.user_attrs
+                if attrs.get(ATTR_TRAINER_ID) != self.trainer_id or ATTR_REPEAT_OF in attrs:
+                    continue
+                entry = (t.number, list(t.values), attrs.get(ATTR_CHECKPOINT))
+                self._done.setdefault(_config_key(t.params), entry)
+        return self._done
+
+    def _answer_from_record(
+        self, trial: optuna.Trial, arch_id: str, earlier: tuple[int, list[float], str | None]
+    ) -> None:
+        """Tell a repeated proposal COMPLETE with the result of the trial it repeats."""
+        number, values, checkpoint = earlier
+        self.repeated += 1
+        attrs: dict[str, Any] = {ATTR_ARCH_ID: arch_id, ATTR_REPEAT_OF: number}
+        if self.trainer_id is not None:
+            attrs[ATTR_TRAINER_ID] = self.trainer_id
+        if checkpoint is not None:
+            attrs[ATTR_CHECKPOINT] = checkpoint
+        for name, value in attrs.items():
+            trial.set_user_attr(name, value)
+        self.study.tell(trial, values=values)
 
     def _violations(self, config: Mapping[str, Any]) -> list[str]:
         if not self.space.constraints:
@@ -220,9 +296,14 @@ class Recorder:
         trial = self._open.pop(key)
         self._last_step.pop(key, None)
         self._configs.pop(key, None)
+        config_key = self._keys.pop(key, None)
         attrs = dict(attrs or {})
         if key in self._checkpoints:
             attrs[ATTR_CHECKPOINT] = self._checkpoints.pop(key)
+        if self.reuse and state == TrialState.COMPLETE and config_key and values is not None:
+            # Known at once, so a repeat asked before the write lands is still answered.
+            entry = (trial.number, [values], attrs.get(ATTR_CHECKPOINT))
+            self._completed().setdefault(config_key, entry)
         self._writer.submit(self._write_tell, trial, state, values, attrs)
 
     def _write_tell(
@@ -241,6 +322,13 @@ class Recorder:
         if isinstance(keys, (list, tuple)):
             return set(keys)
         return {k for k in result if k not in _RAY_KEYS}
+
+
+def _config_key(params: Mapping[str, Any]) -> str:
+    """Identity of a configuration: its active decisions (types kept: ``1`` is not
+    ``True``)."""
+    items = sorted((k, type(v).__name__, v) for k, v in params.items())
+    return json.dumps(items, separators=(",", ":"), default=str)
 
 
 _RAY_KEYS = {

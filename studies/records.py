@@ -31,6 +31,8 @@ ATTR_ERROR = "archtune:error"
 ATTR_TRACEBACK = "archtune:traceback"
 ATTR_ARCH_ID = "archtune:arch_id"
 ATTR_REJECTED = "archtune:rejected"
+ATTR_REPEAT_OF = "archtune:repeat_of"  # number of the trial whose result a repeat reuses
+ATTR_TRAINER_ID = "archtune:trainer_id"  # which trainer produced a trial's result
 # ATTR_CHECKPOINT ("archtune:checkpoint") is defined in trainers.base, which reads it.
 
 
@@ -49,6 +51,8 @@ class TrialRecord:
         error: One-line reason of a failure, if any.
         traceback: Full traceback of a failure, if any.
         arch_id: Canonical id of the architecture (equal ids build equal networks).
+        repeat_of: For a proposal answered from the record instead of trained, the
+            number of the trial whose result it reuses.
         started, completed: Start and end times as Optuna records them (the driver's
             local time, without a time zone).
     """
@@ -64,6 +68,7 @@ class TrialRecord:
     started: datetime | None = None
     completed: datetime | None = None
     arch_id: str | None = None
+    repeat_of: int | None = None
 
     @property
     def finished(self) -> bool:
@@ -144,6 +149,7 @@ def trial_record(
         started=t.datetime_start,
         completed=t.datetime_complete,
         arch_id=t.user_attrs.get(ATTR_ARCH_ID),
+        repeat_of=t.user_attrs.get(ATTR_REPEAT_OF),
     )
 
 

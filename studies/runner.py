@@ -8,6 +8,8 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import logging
 import os
 from collections.abc import Iterator
@@ -39,6 +41,7 @@ class RunSettings:
     run_dir: str | None
     controller: dict[str, Any] | None = None
     max_retries: int = 2
+    reuse_finished: bool = True
 
     @classmethod
     def validated(
@@ -51,6 +54,7 @@ class RunSettings:
         run_dir: Any,
         controller: dict[str, Any] | None = None,
         max_retries: Any = 2,
+        reuse_finished: Any = True,
     ) -> RunSettings:
         """Check every setting, raising ``ValueError`` that says how to fix it."""
         for label, v in (("num_trials", num_trials), ("max_concurrent", max_concurrent)):
@@ -61,6 +65,8 @@ class RunSettings:
                 f"max_retries must be an integer >= 0 (restarts of a trial whose worker "
                 f"died), got {max_retries!r}."
             )
+        if not isinstance(reuse_finished, bool):
+            raise ValueError(f"reuse_finished must be True or False, got {reuse_finished!r}.")
         scheduler = scheduler or "fifo"
         if scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {list(SCHEDULERS)}.")
@@ -87,6 +93,7 @@ class RunSettings:
             run_dir,
             controller or {"name": "tpe"},
             max_retries,
+            reuse_finished,
         )
 
     def to_json(self, finished_before: int) -> dict[str, Any]:
@@ -95,6 +102,19 @@ class RunSettings:
         data.pop("address")  # where to run is the resumer's choice
         data["finished_before"] = finished_before
         return data
+
+
+def trainer_id(trainer: Trainer) -> str:
+    """A short hash of the trainer's stored form: equal ids train configurations alike.
+
+    Example:
+        >>> from trainers import ImageClassifier
+        >>> a, b = ImageClassifier(epochs=2), ImageClassifier(epochs=3)
+        >>> trainer_id(a) == trainer_id(ImageClassifier(epochs=2)), trainer_id(a) == trainer_id(b)
+        (True, False)
+    """
+    text = json.dumps(trainer.to_json(), sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def _start_ray(address: str | None, resources: dict[str, float]) -> bool:
@@ -206,6 +226,8 @@ def _run(
         settings.num_trials,
         on_finish=bar.trial_finished,
         stats=_stats_fn(trainer, space) if space.constraints else None,
+        trainer_id=trainer_id(trainer),
+        reuse=settings.reuse_finished,
     )
     started = _start_ray(settings.address, settings.resources_per_trial)
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
@@ -243,7 +265,7 @@ def _run(
         )
         with bar:
             tuner.fit()
-        bar.summary(recorder.rejected, recorder.stopped)
+        bar.summary(recorder.rejected, recorder.stopped, recorder.repeated)
     finally:
         recorder.fail_open_trials("The run stopped before this trial finished.")
         recorder.close()

@@ -25,6 +25,8 @@ from spaces import SearchSpace
 from studies.records import (
     ATTR_ERROR,
     ATTR_OBJECTIVE,
+    ATTR_REJECTED,
+    ATTR_REPEAT_OF,
     ATTR_RUN,
     ATTR_SPACE,
     ATTR_TRAINER,
@@ -173,6 +175,14 @@ class Study:
         """How many trials have ended (complete, pruned or failed)."""
         return len(self._study.get_trials(deepcopy=False, states=FINISHED))
 
+    def n_trained(self) -> int:
+        """How many finished trials were trained: not rejected, not answered from the record."""
+        untrained = (ATTR_REJECTED, ATTR_REPEAT_OF)
+        return sum(
+            not any(a in t.user_attrs for a in untrained)
+            for t in self._study.get_trials(deepcopy=False, states=FINISHED)
+        )
+
     # Running -----------------------------------------------------------------------
     def run(
         self,
@@ -186,6 +196,7 @@ class Study:
         run_dir: str | None = None,
         progress: bool = True,
         max_retries: int = 2,
+        reuse_finished: bool = True,
     ) -> None:
         """Run ``num_trials`` more trials on Ray Tune, recording each as it ends.
 
@@ -207,6 +218,11 @@ class Study:
                 process), each from the trial's last checkpoint. A trial whose own code
                 raises (NaN loss, out of memory, a bad configuration) is not retried: it
                 ends FAIL with the error recorded.
+            reuse_finished: Answer a proposal that repeats a configuration this trainer
+                already completed from the record (a COMPLETE trial marked
+                ``archtune:repeat_of``, no training) instead of training it again;
+                repeats do not count towards ``num_trials``. Turn off for a noisy
+                objective whose repeats you want measured again.
 
         Raises:
             ValueError / TypeError: on a bad argument, before anything runs.
@@ -247,9 +263,10 @@ class Study:
             run_dir,
             controller_spec,
             max_retries,
+            reuse_finished,
         )
         self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
-        self._study.set_user_attr(ATTR_RUN, json.dumps(settings.to_json(self.n_finished())))
+        self._study.set_user_attr(ATTR_RUN, json.dumps(settings.to_json(self.n_trained())))
         self._study.sampler = controller
         run_on_ray(self, trainer, space, settings, progress=progress)
 
@@ -276,7 +293,7 @@ class Study:
             )
             self.storage.optuna.set_trial_state_values(t._trial_id, TrialState.FAIL)
         run = json.loads(self._study.user_attrs[ATTR_RUN])
-        remaining = run["finished_before"] + run["num_trials"] - self.n_finished()
+        remaining = run["finished_before"] + run["num_trials"] - self.n_trained()
         if num_trials is not None:
             remaining = num_trials
         if remaining <= 0:
@@ -293,6 +310,7 @@ class Study:
             address=address,
             run_dir=run.get("run_dir"),
             max_retries=run.get("max_retries", 2),
+            reuse_finished=run.get("reuse_finished", True),
             progress=progress,
         )
         return remaining

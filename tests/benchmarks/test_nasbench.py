@@ -88,6 +88,8 @@ def test_full_replay_counts_evaluations_regret_and_seconds(tmp_path: Path) -> No
     assert run["val_regret"] == pytest.approx([0.35, 0.2, 0.2, 0.0, 0.0])
     assert run["test_regret"][-1] == pytest.approx(0.03)  # best-by-val tests at 0.80
     assert run["unique"] == 4
+    # Had the repeat been answered from the record, the top costs 3 trainings, not 4.
+    assert run["trainings_to_top"] == 3
 
 
 def test_asha_stops_and_epoch_accounting() -> None:
@@ -124,6 +126,7 @@ def test_summary_medians_and_epochs_to_match() -> None:
         return {
             "seed": seed,
             "evals_to_top": to_top,
+            "trainings_to_top": None if to_top is None else to_top - 1,
             "seconds_to_top": None if to_top is None else 10.0 * to_top,
             "unique": 3,
             "val_regret": curve,
@@ -152,6 +155,7 @@ def test_summary_medians_and_epochs_to_match() -> None:
     }
     s = report.summarise(result)
     assert s["full"]["m"]["median_evals_to_top"] == 3  # 2, 3, never -> 3
+    assert s["full"]["m"]["median_trainings_to_top"] == 2  # 1, 2, never -> 2
     assert s["full"]["m"]["reached_top"] == 2
     assert s["full"]["m"]["mean_val_regret"]["3"] == pytest.approx(0.1)
     assert s["full"]["m"]["mean_test_regret_final"] == pytest.approx(0.1)

@@ -8,8 +8,20 @@ from optuna.trial import TrialState
 
 from spaces import Categorical, Constraint, Float, Int, ResNetSpace, SearchSpace, TrainingSpace
 from studies import Study, load_study_record, open_storage
-from studies.records import ATTR_ARCH_ID, ATTR_ERROR, ATTR_REJECTED, ATTR_TRACEBACK
-from tests.studies.toy import DyingTrainer, FlakyClassifier, RaisingTrainer, ToyTrainer
+from studies.records import (
+    ATTR_ARCH_ID,
+    ATTR_ERROR,
+    ATTR_REJECTED,
+    ATTR_REPEAT_OF,
+    ATTR_TRACEBACK,
+)
+from tests.studies.toy import (
+    CountingTrainer,
+    DyingTrainer,
+    FlakyClassifier,
+    RaisingTrainer,
+    ToyTrainer,
+)
 from trainers import ImageClassifier
 from trainers.base import ATTR_CHECKPOINT
 from trainers.checkpoint import model_from_checkpoint
@@ -128,6 +140,35 @@ def test_resume_fails_stale_trials_and_runs_the_rest(db_url: str, tmp_path) -> N
     assert states.count(TrialState.COMPLETE) == 4
     assert states[2] == TrialState.FAIL
     assert len(states) == 5
+
+
+def test_repeated_proposals_are_answered_from_the_record_not_trained(
+    db_url: str, tmp_path
+) -> None:
+    space = SearchSpace({"x": Categorical([0.0, 1.0, 2.0])})
+    study = Study.create("repeats", space, objective="score", storage=db_url)
+    trainer = CountingTrainer(str(tmp_path))
+    options = {"controller": "random", "max_concurrent": 1, "progress": False}
+    study.run(trainer, num_trials=3, run_dir=str(tmp_path / "runs"), **options)
+    trained = (tmp_path / "trained").read_text().split()
+    assert sorted(trained) == ["0.0", "1.0", "2.0"], "each configuration trained once"
+    trials = optuna.load_study(study_name="repeats", storage=db_url).trials
+    firsts = {t.params["x"]: t for t in trials if ATTR_REPEAT_OF not in t.user_attrs}
+    assert len(firsts) == 3 and all(t.state == TrialState.COMPLETE for t in trials)
+    for t in trials:
+        if ATTR_REPEAT_OF in t.user_attrs:
+            assert t.user_attrs[ATTR_REPEAT_OF] == firsts[t.params["x"]].number
+            assert t.value == t.params["x"]
+    assert study.n_trained() == 3
+    # The space is used up: a further run trains nothing and stops its search.
+    study.run(trainer, num_trials=2, run_dir=str(tmp_path / "runs"), **options)
+    assert len((tmp_path / "trained").read_text().split()) == 3
+    # With reuse turned off, repeats are trained again.
+    study.run(
+        trainer, num_trials=2, run_dir=str(tmp_path / "runs"), reuse_finished=False, **options
+    )
+    assert len((tmp_path / "trained").read_text().split()) == 5
+    assert study.n_trained() == 5
 
 
 def test_constraints_reject_big_networks_before_training(db_url: str, tmp_path) -> None:

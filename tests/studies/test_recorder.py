@@ -16,10 +16,13 @@ from studies.records import (
     ATTR_ARCH_ID,
     ATTR_ERROR,
     ATTR_REJECTED,
+    ATTR_REPEAT_OF,
     ATTR_TRACEBACK,
+    ATTR_TRAINER_ID,
     load_study_record,
 )
 from studies.storage import open_storage
+from trainers.base import ATTR_CHECKPOINT
 
 
 @pytest.fixture
@@ -206,3 +209,86 @@ def test_a_proposal_whose_statistics_fail_is_rejected_not_fatal(db_url: str) -> 
         "RuntimeError: cannot build" in t.user_attrs[ATTR_REJECTED] for t in rejected
     )
     rec.close()
+
+
+def _reusing(db_url: str, trainer_id: str = "A", reuse: bool = True, seed: int = 3) -> Recorder:
+    storage = open_storage(db_url)
+    study = optuna.create_study(
+        study_name="rep",
+        storage=storage.optuna,
+        direction="maximize",
+        sampler=optuna.samplers.RandomSampler(seed=seed),
+        load_if_exists=True,
+    )
+    space = SearchSpace({"width": Categorical([8, 16]), "act": "relu"})
+    return Recorder(
+        study,
+        storage,
+        space,
+        "acc",
+        budget=lambda c: 2,
+        num_trials=10,
+        trainer_id=trainer_id,
+        reuse=reuse,
+    )
+
+
+def _train(rec: Recorder, key: str, acc: float, epochs: int = 2) -> dict:
+    config = rec.ask(key)
+    assert config is not None
+    for e in range(1, epochs + 1):
+        last = _report(rec, key, e, acc)
+    rec.checkpoint(key, f"/ckpt/{key}")
+    rec.complete(key, last)
+    return config
+
+
+def test_repeats_of_completed_trials_take_their_result_without_training(
+    db_url: str, monkeypatch
+) -> None:
+    monkeypatch.setattr("studies.recorder.MAX_REJECTIONS", 50)
+    rec = _reusing(db_url)
+    first = _train(rec, "t0", 0.7)
+    second = _train(rec, "t1", 0.9)
+    # Two configurations in the space: both trained once, then the search is used up.
+    assert {first["width"], second["width"]} == {8, 16}
+    assert rec.ask("t2") is None and "used up" in rec.stopped
+    rec.close()
+    assert rec.asked == 2 and rec.repeated >= 50
+    trials = optuna.load_study(study_name="rep", storage=db_url).trials
+    trained = {t.params["width"]: t for t in trials if ATTR_REPEAT_OF not in t.user_attrs}
+    assert len(trained) == 2
+    repeats = [t for t in trials if ATTR_REPEAT_OF in t.user_attrs]
+    assert len(repeats) == rec.repeated
+    for t in repeats:
+        original = trained[t.params["width"]]
+        assert t.state == TrialState.COMPLETE and t.value == original.value
+        assert t.user_attrs[ATTR_REPEAT_OF] == original.number < t.number
+        assert t.user_attrs[ATTR_CHECKPOINT] == original.user_attrs[ATTR_CHECKPOINT]
+        assert t.user_attrs[ATTR_TRAINER_ID] == "A"
+
+
+def test_a_new_driver_reuses_the_record_but_not_other_trainers_or_pruned_trials(
+    db_url: str,
+) -> None:
+    rec = _reusing(db_url)
+    _train(rec, "t0", 0.7)
+    done = rec.ask("t1")  # the other width, stopped early by a scheduler: PRUNED
+    _report(rec, "t1", 1, 0.5)
+    rec.complete("t1", _report(rec, "t1", 1, 0.5))
+    rec.close()
+    again = _reusing(db_url, seed=11)  # e.g. `archtune resume`: rebuilt from storage
+    config = again.ask("t2")
+    assert config == done  # the PRUNED width is trained again; the COMPLETE one is not
+    assert again.asked == 1
+    again.close()
+    other = _reusing(db_url, trainer_id="B", seed=11)  # another recipe: nothing reused
+    assert other.ask("t3") is not None and other.repeated == 0
+    other.close()
+
+
+def test_without_reuse_repeats_are_trained(db_url: str) -> None:
+    rec = _reusing(db_url, reuse=False)
+    widths = [_train(rec, f"t{i}", 0.5)["width"] for i in range(6)]
+    rec.close()
+    assert len(widths) == 6 > len(set(widths)) and rec.repeated == 0

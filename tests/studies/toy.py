@@ -97,3 +97,21 @@ class RaisingTrainer(ToyTrainer):
 
     def spec(self) -> dict[str, Any]:
         return {"marker_dir": self.marker_dir}
+
+
+class CountingTrainer(ToyTrainer):
+    """ToyTrainer that appends each configuration it trains to ``<log_dir>/trained``."""
+
+    name = "test_counting"
+
+    def __init__(self, log_dir: str, epochs: int = 2) -> None:
+        super().__init__(epochs=epochs, seconds=0.0)
+        self.log_dir = log_dir
+
+    def run(self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession):
+        with open(os.path.join(self.log_dir, "trained"), "a", encoding="utf-8") as f:
+            f.write(f"{config['x']}\n")
+        return super().run(config, space, session)
+
+    def spec(self) -> dict[str, Any]:
+        return {"log_dir": self.log_dir, "epochs": self.max_epochs}
