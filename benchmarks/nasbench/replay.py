@@ -14,8 +14,9 @@ the peers of those names), plus Optuna's ``TPESampler`` with its defaults
 (``optuna-tpe``) and ``CmaEsSampler`` on an ordinal encoding of the decisions
 (``optuna-cmaes``). The benchmark's protocol follows NAS-Bench-201 (Dong & Yang, 2020).
 
-Results (per run and summarised, with machine and versions) go to ``--json`` after every
-run; a rerun with the same file skips the runs already there. ``--write-docs`` also
+Results (per run and summarised, with machine and versions) go to ``--json`` every
+:data:`SAVE_EVERY_S` seconds and after each method; a rerun with the same file skips the
+runs already there. ``--write-docs`` also
 writes the figures under ``docs/figures/`` and the section of ``docs/benchmarks.md``
 between ``<!-- nasbench:start -->`` and ``<!-- nasbench:end -->``.
 
@@ -37,6 +38,7 @@ import math
 import os
 import shlex
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -65,6 +67,7 @@ SLOW = ("nni-tpe", "nni-evolution", "optuna-tpe")
 GP = ("gp",)
 # Run under ASHA only: a documented option that suits a scheduler that stops trials.
 ASHA_ONLY = ("evolution+use_pruned",)
+SAVE_EVERY_S = 30.0  # results are written this often, and after each method
 
 
 def methods() -> list[str]:
@@ -104,6 +107,7 @@ def full_run(table: Table, method: str, seed: int, budget: int) -> dict[str, Any
     return {
         "seed": seed,
         "evals_to_top": r["evals_to_top"],
+        "trainings_to_top": r["trainings_to_top"],
         "seconds_to_top": r["seconds_to_top"],
         "unique": r["unique"],
         "val_regret": _grid(r["val_regret"], grid),
@@ -221,15 +225,21 @@ def _replay_all(
         run, budget = settings[setting]
         runs = result["runs"][setting].setdefault(method, [])
         done = {r["seed"] for r in runs}
+        saved = time.monotonic()
         for seed in range(_seeds(args, method, setting)):
             if seed in done:
                 continue
             runs.append(run(table, method, seed, budget))
             print(f"{setting} {method} seed={seed}: {_brief(runs[-1])}", flush=True)
-            result["summary"] = report.summarise(result)
-            save()
+            if time.monotonic() - saved > SAVE_EVERY_S:  # summarising takes ~1 s
+                result["summary"] = report.summarise(result)
+                save()
+                saved = time.monotonic()
         if not runs:
             del result["runs"][setting][method]
+            continue
+        result["summary"] = report.summarise(result)
+        save()
 
 
 def _seeds(args: argparse.Namespace, method: str, setting: str) -> int:

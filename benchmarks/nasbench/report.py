@@ -78,6 +78,11 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             "seeds": len(runs),
             "median_evals_to_top": median_censored([r["evals_to_top"] for r in runs], budget),
             "reached_top": sum(r["evals_to_top"] is not None for r in runs),
+            # Runs recorded before trainings were counted have no such key.
+            "trainings_known": all("trainings_to_top" in r for r in runs),
+            "median_trainings_to_top": median_censored(
+                [r.get("trainings_to_top") for r in runs], budget
+            ),
             "median_hours_to_top": _hours([r["seconds_to_top"] for r in runs], budget),
             "mean_val_regret": at,
             "mean_test_regret_final": test.get(str(budget)),
@@ -121,6 +126,22 @@ def expected_random_median(top: int, rows: int) -> int:
     return 1 if p >= 1 else math.ceil(math.log(0.5) / math.log(1 - p))
 
 
+def expected_random_median_distinct(top: int, rows: int) -> int:
+    """Median distinct rows drawn uniformly (without repeats) until one of ``top`` is hit.
+
+    Random search with repeats answered from the record trains exactly these.
+
+    Example:
+        >>> expected_random_median_distinct(4, 288)
+        46
+    """
+    miss, n = 1.0, 0
+    while miss > 0.5:
+        miss *= (rows - top - n) / (rows - n)
+        n += 1
+    return n
+
+
 def _hours(seconds: Sequence[float | None], budget: int) -> float | None:
     keyed = sorted(math.inf if s is None else s for s in seconds)
     med = statistics.median(keyed) if keyed else math.inf
@@ -152,7 +173,30 @@ def targets(
     asha = summary["asha"].get(best, {})
     frac = asha.get("fraction_of_full")
     expected = expected_random_median(top_rows, rows) if top_rows and rows else None
+
+    def trained(m: str) -> float:
+        v = full.get(m, {}).get("median_trainings_to_top")
+        return math.inf if v is None else v
+
+    known = [m for m in own if full[m].get("trainings_known")]
+    known_peers = [m for m in peers if full[m].get("trainings_known")]
+    best_trained = min(known, key=trained) if known else None
+    bp = min(known_peers, key=trained) if known_peers else None
+    distinct = expected_random_median_distinct(top_rows, rows) if top_rows and rows else None
     return {
+        "trainings": {}
+        if best_trained is None or bp is None
+        else {
+            "best_own": best_trained,
+            "best_own_median": full[best_trained]["median_trainings_to_top"],
+            "random_expected_median": distinct,
+            "half_of_random_expected": distinct is not None
+            and trained(best_trained) <= 0.5 * distinct,
+            "best_peer": bp,
+            "best_peer_median": full[bp]["median_trainings_to_top"],
+            "beats_every_peer": all(trained(best_trained) < trained(p) for p in known_peers),
+            "peers_not_counted": [p for p in peers if p not in known_peers],
+        },
         "random_expected_median": expected,
         "half_of_random_expected": expected is not None and med(best) <= 0.5 * expected,
         "best_own": best,
@@ -189,8 +233,9 @@ def full_table(result: dict[str, Any]) -> str:
         "| method | what | seeds | median evals to top 1% (runs reaching it) "
         "| median simulated hours to top 1% | "
         + " | ".join(f"mean regret @{c} (pp)" for c in cps)
-        + " | mean test regret @200 (pp) | distinct archs in 200 |",
-        "|---|---|---:|---:|---:|" + "---:|" * len(cps) + "---:|---:|",
+        + " | mean test regret @200 (pp) | distinct archs in 200 "
+        "| median trainings to top 1%, repeats reused |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(cps) + "---:|---:|---:|",
     ]
     order = sorted(s["full"], key=lambda m: (_key(s["full"][m]["median_evals_to_top"]), m))
     for m in order:
@@ -201,7 +246,12 @@ def full_table(result: dict[str, Any]) -> str:
             f"{_evals(row['median_evals_to_top'], budget)} ({row['reached_top']}/{row['seeds']})"
             f" | {'-' if h is None else f'{h:.2f}'} | "
             + " | ".join(_pp(row["mean_val_regret"].get(str(c))) for c in cps)
-            + f" | {_pp(row['mean_test_regret_final'])} | {row['mean_unique']:.0f} |"
+            + f" | {_pp(row['mean_test_regret_final'])} | {row['mean_unique']:.0f} | "
+            + (
+                f"{_evals(row['median_trainings_to_top'], budget)} |"
+                if row.get("trainings_known")
+                else "- |"
+            )
         )
     return "\n".join(lines)
 

@@ -48,6 +48,8 @@ from benchmarks.nasbench.table import Table
 from spaces import Categorical, Fixed, Int, SearchSpace
 from spaces.optuna_adapter import suggest
 
+MAX_REPEATS = 1000  # answers from the record in a row before a reusing run stops
+
 Decode = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
@@ -107,6 +109,11 @@ def run_full(
 ) -> dict[str, Any]:
     """``budget`` fully trained evaluations; the curves after each one.
 
+    A repeated proposal is told the same value whether it is trained again or answered
+    from the record (``Study.run(reuse_finished=True)``), so the sampler's history is the
+    same either way; only the cost differs. ``trainings_to_top`` counts the cost with
+    reuse: the distinct architectures proposed up to the first one in the top set.
+
     Args:
         table: The benchmark.
         sampler: A fresh sampler (one run).
@@ -116,8 +123,9 @@ def run_full(
     Returns:
         ``val_regret`` and ``test_regret`` (after each evaluation), ``sim_seconds``
         (cumulative table training seconds), ``evals_to_top`` and ``seconds_to_top``
-        (the first evaluation in the table's top set, or None), ``unique`` (distinct
-        architectures proposed) and ``wall_seconds`` (of the replay itself).
+        (the first evaluation in the table's top set, or None), ``trainings_to_top``
+        (see above), ``unique`` (distinct architectures proposed) and ``wall_seconds``
+        (of the replay itself).
     """
     space, decode = ordinal_space(table.space) if ordinal else (table.space, _identity)
     study = _study(sampler)
@@ -126,6 +134,7 @@ def run_full(
     out: dict[str, Any] = {"val_regret": [], "test_regret": [], "sim_seconds": []}
     out["evals_to_top"] = out["seconds_to_top"] = None
     seen: set[str] = set()
+    out["trainings_to_top"] = None
     for n in range(1, budget + 1):
         trial, row = _propose(study, table, space, decode)
         value = row["val_acc"][-1]
@@ -136,6 +145,7 @@ def run_full(
             inc_val, inc_test = value, row["test_acc"][-1]
         if out["evals_to_top"] is None and table.is_top(row):
             out["evals_to_top"], out["seconds_to_top"] = n, seconds
+            out["trainings_to_top"] = len(seen)
         out["val_regret"].append(table.best_val - inc_val)
         out["test_regret"].append(table.best_test - inc_test)
         out["sim_seconds"].append(seconds)
@@ -185,8 +195,13 @@ def run_asha(
     grace: int = 1,
     eta: int = 3,
     ordinal: bool = False,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """Propose and train under ASHA until ``epoch_budget`` epochs are spent.
+
+    With ``reuse``, a proposal of an architecture already trained to ``max_t`` is answered
+    from the record at no cost (a repeat of a stopped one is trained again, and ASHA may
+    now let it further), and is not counted in ``trials``.
 
     Returns:
         ``epochs`` (cumulative epochs after each trial), ``val_regret`` and
@@ -202,8 +217,17 @@ def run_asha(
     inc_val, inc_test, used = -math.inf, math.nan, 0
     out: dict[str, Any] = {"epochs": [], "val_regret": [], "test_regret": []}
     stops: dict[int, int] = {}
-    while used < epoch_budget:
+    done: set[str] = set()
+    out["repeats"] = 0
+    in_a_row = 0
+    while used < epoch_budget and in_a_row < MAX_REPEATS:
         trial, row = _propose(study, table, space, decode)
+        if reuse and row["arch_id"] in done:
+            study.tell(trial, row["val_acc"][-1])
+            out["repeats"] += 1
+            in_a_row += 1
+            continue
+        in_a_row = 0
         stop = asha_stop_epoch(row["val_acc"], recorded, eta, max_t)
         for epoch in range(1, stop + 1):
             trial.report(row["val_acc"][epoch - 1], epoch)
@@ -214,6 +238,7 @@ def run_asha(
         else:
             value = row["val_acc"][-1]
             study.tell(trial, value)
+            done.add(row["arch_id"])
             if value > inc_val:
                 inc_val, inc_test = value, row["test_acc"][-1]
         out["epochs"].append(used)
