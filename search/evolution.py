@@ -154,16 +154,7 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         _check_options(population_size, tournament_size, mutation_scale)
         if n_startup_trials is None:
             n_startup_trials = min(10, population_size)
-        if (
-            isinstance(n_startup_trials, bool)
-            or not isinstance(n_startup_trials, int)
-            or not 1 <= n_startup_trials <= population_size
-        ):
-            raise ValueError(
-                f"n_startup_trials must be an int from 1 to population_size "
-                f"({population_size}), got {n_startup_trials!r}; None picks "
-                f"min(10, population_size)."
-            )
+        _check_up_to_population("n_startup_trials", n_startup_trials, population_size)
         self.n_startup_trials = n_startup_trials
         self.population_size = population_size
         self.tournament_size = tournament_size
@@ -283,6 +274,14 @@ _MISSING = object()
 _COMPLETE = (TrialState.COMPLETE,)
 
 
+def _check_up_to_population(name: str, value: Any, population_size: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= population_size:
+        raise ValueError(
+            f"{name} must be an int from 1 to population_size ({population_size}), "
+            f"got {value!r}; lower it or raise population_size."
+        )
+
+
 def _check_options(population_size: Any, tournament_size: Any, mutation_scale: Any) -> None:
     if isinstance(population_size, bool) or not isinstance(population_size, int):
         raise ValueError(f"population_size must be an int >= 2, got {population_size!r}.")
@@ -291,15 +290,7 @@ def _check_options(population_size: Any, tournament_size: Any, mutation_scale: A
             f"population_size must be at least 2 so that a tournament has a choice, got "
             f"{population_size}; the default is 20."
         )
-    if (
-        isinstance(tournament_size, bool)
-        or not isinstance(tournament_size, int)
-        or not 1 <= tournament_size <= population_size
-    ):
-        raise ValueError(
-            f"tournament_size must be an int from 1 to population_size ({population_size}), "
-            f"got {tournament_size!r}; lower it or raise population_size."
-        )
+    _check_up_to_population("tournament_size", tournament_size, population_size)
     if (
         isinstance(mutation_scale, bool)
         or not isinstance(mutation_scale, (int, float))

@@ -319,7 +319,7 @@ def test_mutation_moves_within_the_distribution(dist: Any) -> None:
         ({"mutation_scale": 0.0}, "mutation_scale"),
         ({"n_startup_trials": 0}, "n_startup_trials must be an int from 1"),
         ({"population_size": 6, "n_startup_trials": 7}, r"population_size \(6\)"),
-        ({"n_startup_trials": 2.0}, "None picks min"),
+        ({"n_startup_trials": 2.0}, "n_startup_trials must be an int"),
     ],
 )
 def test_bad_options_raise_with_a_fix(options: dict[str, Any], message: str) -> None:
