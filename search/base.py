@@ -17,6 +17,7 @@ that holds, so ``archtune resume`` gives it its seed back.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -41,6 +42,16 @@ class DefineByRunSampler(optuna.samplers.BaseSampler):
     ) -> dict[str, Any]:
         """Nothing is sampled jointly (see :meth:`sample_independent`)."""
         return {}
+
+
+def params_key(params: Mapping[str, Any]) -> frozenset[tuple[str, str, Any]]:
+    """A hashable identity of a parameter set; the type keeps ``1`` apart from ``True``.
+
+    Example:
+        >>> params_key({"se": True}) == params_key({"se": 1})
+        False
+    """
+    return frozenset((k, type(v).__name__, v) for k, v in params.items())
 
 
 def resolve_seed(seed: Any) -> int:

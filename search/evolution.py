@@ -68,7 +68,7 @@ import functools
 import heapq
 import math
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -79,7 +79,7 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from search.base import DefineByRunSampler, resolve_seed
+from search.base import DefineByRunSampler, params_key, resolve_seed
 from search.registry import register_controller
 from spaces.optuna_adapter import param_from_optuna
 from spaces.params import Param
@@ -224,7 +224,7 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
             value = _mutate(
                 parent.distributions[name], parent.params[name], rng, self.mutation_scale
             )
-            if _key({**parent.params, name: value}) not in seen:
+            if params_key({**parent.params, name: value}) not in seen:
                 break
         return _Plan(trial.number, rng, parent.number, dict(parent.params), name, value)
 
@@ -243,7 +243,7 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
                 continue
             info = finished.get(t._trial_id)
             if info is None:
-                info = (_key(t.params), self._age(t, n_objectives))
+                info = (params_key(t.params), self._age(t, n_objectives))
                 if t.state.is_finished():
                     finished[t._trial_id] = info
             seen.add(info[0])
@@ -348,11 +348,6 @@ def _crowding(losses: np.ndarray) -> np.ndarray:
         if span > 0:
             distance[order[1:-1]] += (column[2:] - column[:-2]) / span
     return distance
-
-
-def _key(params: Mapping[str, Any]) -> frozenset[tuple[str, str, Any]]:
-    """A hashable identity of a parameter set; the type keeps ``1`` apart from ``True``."""
-    return frozenset((k, type(v).__name__, v) for k, v in params.items())
 
 
 def _param(dist: BaseDistribution) -> Param:

@@ -38,7 +38,6 @@ off Ray Tune's loop: call :meth:`Recorder.flush` before reading them, and
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -46,6 +45,7 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
+from search.base import params_key
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
 from studies.records import (
@@ -112,8 +112,8 @@ class Recorder:
         self.rejected = 0
         self.repeated = 0
         # {config key: (number, values, checkpoint)} of completed trials, built on first use.
-        self._done: dict[str, tuple[int, list[float], str | None]] | None = None
-        self._keys: dict[str, str] = {}
+        self._done: dict[frozenset[Any], tuple[int, list[float], str | None]] | None = None
+        self._keys: dict[str, frozenset[Any]] = {}
         self._open: dict[str, optuna.Trial] = {}
         self._configs: dict[str, dict[str, Any]] = {}
         self._last_step: dict[str, int] = {}
@@ -138,7 +138,7 @@ class Recorder:
             flat = suggest(trial, self.space)
             config = self.space.unflatten(flat)
             arch_id = self.space.arch_id(config)
-            config_key = _config_key(flat)
+            config_key = params_key(flat)
             earlier = self._completed().get(config_key) if self.reuse else None
             if earlier is not None:
                 self._answer_from_record(trial, arch_id, earlier)
@@ -176,7 +176,7 @@ class Recorder:
             )
         return None
 
-    def _completed(self) -> dict[str, tuple[int, list[float], str | None]]:
+    def _completed(self) -> dict[frozenset[Any], tuple[int, list[float], str | None]]:
         """Completed trials of this trainer by configuration (read from the study once)."""
         if self._done is None:
             self._done = {}
@@ -185,7 +185,7 @@ class Recorder:
                 if attrs.get(ATTR_TRAINER_ID) != self.trainer_id or ATTR_REPEAT_OF in attrs:
                     continue
                 entry = (t.number, list(t.values), attrs.get(ATTR_CHECKPOINT))
-                self._done.setdefault(_config_key(t.params), entry)
+                self._done.setdefault(params_key(t.params), entry)
         return self._done
 
     def _answer_from_record(
@@ -322,13 +322,6 @@ class Recorder:
         if isinstance(keys, (list, tuple)):
             return set(keys)
         return {k for k in result if k not in _RAY_KEYS}
-
-
-def _config_key(params: Mapping[str, Any]) -> str:
-    """Identity of a configuration: its active decisions (types kept: ``1`` is not
-    ``True``)."""
-    items = sorted((k, type(v).__name__, v) for k, v in params.items())
-    return json.dumps(items, separators=(",", ":"), default=str)
 
 
 _RAY_KEYS = {

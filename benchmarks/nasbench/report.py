@@ -160,8 +160,8 @@ def targets(
     """
     full = summary["full"]
 
-    def med(m: str) -> float:
-        v = full.get(m, {}).get("median_evals_to_top")
+    def med(m: str, key: str = "median_evals_to_top") -> float:
+        v = full.get(m, {}).get(key)
         return math.inf if v is None else v
 
     own = [m for m in full if m not in PEERS]
@@ -175,8 +175,7 @@ def targets(
     expected = expected_random_median(top_rows, rows) if top_rows and rows else None
 
     def trained(m: str) -> float:
-        v = full.get(m, {}).get("median_trainings_to_top")
-        return math.inf if v is None else v
+        return med(m, "median_trainings_to_top")
 
     known = [m for m in own if full[m].get("trainings_known")]
     known_peers = [m for m in peers if full[m].get("trainings_known")]

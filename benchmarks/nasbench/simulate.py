@@ -48,8 +48,6 @@ from benchmarks.nasbench.table import Table
 from spaces import Categorical, Fixed, Int, SearchSpace
 from spaces.optuna_adapter import suggest
 
-MAX_REPEATS = 1000  # answers from the record in a row before a reusing run stops
-
 Decode = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
@@ -132,9 +130,8 @@ def run_full(
     start = time.perf_counter()
     inc_val, inc_test, seconds = -math.inf, math.nan, 0.0
     out: dict[str, Any] = {"val_regret": [], "test_regret": [], "sim_seconds": []}
-    out["evals_to_top"] = out["seconds_to_top"] = None
+    out["evals_to_top"] = out["seconds_to_top"] = out["trainings_to_top"] = None
     seen: set[str] = set()
-    out["trainings_to_top"] = None
     for n in range(1, budget + 1):
         trial, row = _propose(study, table, space, decode)
         value = row["val_acc"][-1]
@@ -195,13 +192,8 @@ def run_asha(
     grace: int = 1,
     eta: int = 3,
     ordinal: bool = False,
-    reuse: bool = False,
 ) -> dict[str, Any]:
     """Propose and train under ASHA until ``epoch_budget`` epochs are spent.
-
-    With ``reuse``, a proposal of an architecture already trained to ``max_t`` is answered
-    from the record at no cost (a repeat of a stopped one is trained again, and ASHA may
-    now let it further), and is not counted in ``trials``.
 
     Returns:
         ``epochs`` (cumulative epochs after each trial), ``val_regret`` and
@@ -217,17 +209,8 @@ def run_asha(
     inc_val, inc_test, used = -math.inf, math.nan, 0
     out: dict[str, Any] = {"epochs": [], "val_regret": [], "test_regret": []}
     stops: dict[int, int] = {}
-    done: set[str] = set()
-    out["repeats"] = 0
-    in_a_row = 0
-    while used < epoch_budget and in_a_row < MAX_REPEATS:
+    while used < epoch_budget:
         trial, row = _propose(study, table, space, decode)
-        if reuse and row["arch_id"] in done:
-            study.tell(trial, row["val_acc"][-1])
-            out["repeats"] += 1
-            in_a_row += 1
-            continue
-        in_a_row = 0
         stop = asha_stop_epoch(row["val_acc"], recorded, eta, max_t)
         for epoch in range(1, stop + 1):
             trial.report(row["val_acc"][epoch - 1], epoch)
@@ -238,7 +221,6 @@ def run_asha(
         else:
             value = row["val_acc"][-1]
             study.tell(trial, value)
-            done.add(row["arch_id"])
             if value > inc_val:
                 inc_val, inc_test = value, row["test_acc"][-1]
         out["epochs"].append(used)
