@@ -49,6 +49,8 @@ class Experiment:
         num_trials: Trials to run.
         max_concurrent: Trials at the same time.
         scheduler: ``"fifo"``, ``"asha"`` or ``"median"``.
+        scheduler_options: The scheduler's settings, e.g. ``{"grace_period": 3}`` (see
+            :meth:`Study.run`).
         resources_per_trial: e.g. ``{"cpu": 1, "gpu": 0}``.
         storage: Database URL.
     """
@@ -63,6 +65,7 @@ class Experiment:
     num_trials: int = 20
     max_concurrent: int = 2
     scheduler: str = "fifo"
+    scheduler_options: dict[str, int] | None = None
     resources_per_trial: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
     storage: str = DEFAULT_STORAGE
 
@@ -95,6 +98,7 @@ class Experiment:
             num_trials=self.num_trials,
             max_concurrent=self.max_concurrent,
             scheduler=self.scheduler,
+            scheduler_options=self.scheduler_options,
             resources_per_trial=self.resources_per_trial,
             address=address,
             run_dir=run_dir,

@@ -12,7 +12,7 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -25,7 +25,12 @@ from trainers.distributed import num_workers, placement
 if TYPE_CHECKING:
     from studies.study import Study
 
-SCHEDULERS = ("fifo", "asha", "median")
+# Each scheduler's options, with archtune's defaults (time is counted in epochs).
+SCHEDULERS: dict[str, dict[str, int]] = {
+    "fifo": {},
+    "asha": {"grace_period": 1, "reduction_factor": 3, "brackets": 1},
+    "median": {"grace_period": 1, "min_samples_required": 3},
+}
 _QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air")
 
 
@@ -42,6 +47,7 @@ class RunSettings:
     controller: dict[str, Any] | None = None
     max_retries: int = 2
     reuse_finished: bool = True
+    scheduler_options: dict[str, int] | None = None
 
     @classmethod
     def validated(
@@ -55,6 +61,7 @@ class RunSettings:
         controller: dict[str, Any] | None = None,
         max_retries: Any = 2,
         reuse_finished: Any = True,
+        scheduler_options: Any = None,
     ) -> RunSettings:
         """Check every setting, raising ``ValueError`` that says how to fix it."""
         for label, v in (("num_trials", num_trials), ("max_concurrent", max_concurrent)):
@@ -70,6 +77,7 @@ class RunSettings:
         scheduler = scheduler or "fifo"
         if scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {list(SCHEDULERS)}.")
+        options = scheduler_settings(scheduler, scheduler_options)
         resources = dict(resources_per_trial or {"cpu": 1})
         for key, v in resources.items():
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
@@ -94,6 +102,7 @@ class RunSettings:
             controller or {"name": "tpe"},
             max_retries,
             reuse_finished,
+            options,
         )
 
     def to_json(self, finished_before: int) -> dict[str, Any]:
@@ -102,6 +111,40 @@ class RunSettings:
         data.pop("address")  # where to run is the resumer's choice
         data["finished_before"] = finished_before
         return data
+
+
+def scheduler_settings(name: str, options: Any) -> dict[str, int]:
+    """Scheduler ``name``'s options: archtune's defaults updated with ``options``.
+
+    Every option counts epochs or trials and must be a positive integer
+    (``reduction_factor`` at least 2).
+
+    Raises:
+        ValueError: for an option the scheduler does not take, or a bad value.
+
+    Example:
+        >>> scheduler_settings("asha", {"grace_period": 3})
+        {'grace_period': 3, 'reduction_factor': 3, 'brackets': 1}
+    """
+    known = SCHEDULERS[name]
+    if options is None:
+        return dict(known)
+    if not isinstance(options, Mapping):
+        raise TypeError(
+            f"scheduler_options must be a dict such as {known}, got {type(options).__name__}."
+        )
+    unknown = sorted(set(options) - set(known))
+    if unknown:
+        raise ValueError(
+            f"Scheduler {name!r} takes no option(s) {unknown}; it takes {sorted(known) or 'none'}."
+        )
+    for key, v in options.items():
+        least = 2 if key == "reduction_factor" else 1
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise ValueError(
+                f"scheduler_options[{key!r}] must be an integer >= {least}, got {v!r}."
+            )
+    return {**known, **dict(options)}
 
 
 def trainer_id(trainer: Trainer) -> str:
@@ -142,18 +185,14 @@ def _start_ray(address: str | None, resources: dict[str, float]) -> bool:
     return True
 
 
-def _scheduler(name: str, trainer: Trainer) -> Any:
+def _scheduler(settings: RunSettings, trainer: Trainer) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
-    if name == "asha":
-        return ASHAScheduler(
-            time_attr="training_iteration",
-            max_t=trainer.max_epochs,
-            grace_period=1,
-            reduction_factor=3,
-        )
-    if name == "median":
-        return MedianStoppingRule(time_attr="training_iteration", grace_period=1)
+    options = scheduler_settings(settings.scheduler, settings.scheduler_options)
+    if settings.scheduler == "asha":
+        return ASHAScheduler(time_attr="training_iteration", max_t=trainer.max_epochs, **options)
+    if settings.scheduler == "median":
+        return MedianStoppingRule(time_attr="training_iteration", **options)
     return FIFOScheduler()
 
 
@@ -245,7 +284,7 @@ def _run(
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=RecorderSearcher(recorder, study.objective, mode),
-                scheduler=_scheduler(settings.scheduler, trainer),
+                scheduler=_scheduler(settings, trainer),
                 metric=study.objective,
                 mode=mode,
                 num_samples=settings.num_trials,

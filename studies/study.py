@@ -197,6 +197,7 @@ class Study:
         progress: bool = True,
         max_retries: int = 2,
         reuse_finished: bool = True,
+        scheduler_options: Mapping[str, int] | None = None,
     ) -> None:
         """Run ``num_trials`` more trials on Ray Tune, recording each as it ends.
 
@@ -209,6 +210,10 @@ class Study:
             num_trials: Trials to run in this call.
             max_concurrent: Trials running at the same time.
             scheduler: ``"fifo"`` (none), ``"asha"`` or ``"median"`` early stopping.
+            scheduler_options: The scheduler's settings, in epochs: for ``"asha"``
+                ``grace_period`` (1; no trial stops before it), ``reduction_factor`` (3;
+                a third goes on at each rung) and ``brackets`` (1); for ``"median"``
+                ``grace_period`` (1) and ``min_samples_required`` (3).
             resources_per_trial: e.g. ``{"cpu": 1, "gpu": 0}``.
             address: None starts a local Ray instance (or reuses the one this process
                 has); ``"auto"`` or ``"ray://host:10001"`` joins a cluster.
@@ -264,7 +269,14 @@ class Study:
             controller_spec,
             max_retries,
             reuse_finished,
+            scheduler_options,
         )
+        grace = (settings.scheduler_options or {}).get("grace_period", 1)
+        if grace > trainer.max_epochs:
+            raise ValueError(
+                f"scheduler_options grace_period={grace} is more than the trainer's "
+                f"{trainer.max_epochs} epochs, so no trial could be stopped; lower it."
+            )
         self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
         self._study.set_user_attr(ATTR_RUN, json.dumps(settings.to_json(self.n_trained())))
         self._study.sampler = controller
@@ -311,6 +323,7 @@ class Study:
             run_dir=run.get("run_dir"),
             max_retries=run.get("max_retries", 2),
             reuse_finished=run.get("reuse_finished", True),
+            scheduler_options=run.get("scheduler_options"),
             progress=progress,
         )
         return remaining

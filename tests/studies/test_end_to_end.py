@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import optuna
 import pytest
 from optuna.trial import TrialState
@@ -13,6 +15,7 @@ from studies.records import (
     ATTR_ERROR,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
+    ATTR_RUN,
     ATTR_TRACEBACK,
 )
 from tests.studies.toy import (
@@ -115,6 +118,31 @@ def test_asha_stopped_trials_are_pruned_not_complete(db_url: str, tmp_path) -> N
         assert t.state in (TrialState.COMPLETE, TrialState.PRUNED)
 
 
+def test_asha_grace_period_is_kept_and_stored_for_resume(db_url: str, tmp_path) -> None:
+    study = Study.create(
+        "asha-grace", SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
+    )
+    for x in (0.9, 0.1):
+        study.optuna.enqueue_trial({"x": x})
+    study.run(
+        ToyTrainer(epochs=4),
+        controller="random",
+        num_trials=2,
+        max_concurrent=1,
+        scheduler="asha",
+        scheduler_options={"grace_period": 2},
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    by_x = {round(t.params["x"], 2): t for t in study.optuna.trials}
+    # With grace 2 the first rung is at epoch 2: the weak trial runs 2 epochs, not 1.
+    assert by_x[0.1].state == TrialState.PRUNED
+    assert by_x[0.1].intermediate_values == {1: 0.1, 2: 0.1}
+    assert by_x[0.9].state == TrialState.COMPLETE
+    run = json.loads(study.optuna.user_attrs[ATTR_RUN])
+    assert run["scheduler_options"] == {"grace_period": 2, "reduction_factor": 3, "brackets": 1}
+
+
 def test_resume_fails_stale_trials_and_runs_the_rest(db_url: str, tmp_path) -> None:
     study = Study.create(
         "resume", SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
@@ -127,9 +155,6 @@ def test_resume_fails_stale_trials_and_runs_the_rest(db_url: str, tmp_path) -> N
         progress=False,
     )
     # Simulate a driver that died: the run asked for 5 trials, one was left RUNNING.
-    import json
-
-    from studies.records import ATTR_RUN
 
     run = json.loads(study.optuna.user_attrs[ATTR_RUN])
     study.optuna.set_user_attr(ATTR_RUN, json.dumps({**run, "num_trials": 5}))

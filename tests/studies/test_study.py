@@ -70,6 +70,32 @@ def test_create_validates(db_url: str, kwargs, error, match) -> None:
         ({"controller": "annealing"}, ValueError, "Unknown controller 'annealing'"),
         ({"controller": 42}, TypeError, "must be an Optuna sampler"),
         ({"trainer": object()}, TypeError, "must be an archtune Trainer"),
+        (
+            {"scheduler": "asha", "scheduler_options": {"grace": 2}},
+            ValueError,
+            r"takes no option\(s\) \['grace'\]; it takes \['brackets', 'grace_period'",
+        ),
+        (
+            {"scheduler": "fifo", "scheduler_options": {"grace_period": 2}},
+            ValueError,
+            "Scheduler 'fifo' takes no option",
+        ),
+        (
+            {"scheduler": "asha", "scheduler_options": {"reduction_factor": 1}},
+            ValueError,
+            r"\['reduction_factor'\] must be an integer >= 2",
+        ),
+        (
+            {"scheduler": "median", "scheduler_options": {"grace_period": 2.5}},
+            ValueError,
+            r"\['grace_period'\] must be an integer >= 1",
+        ),
+        ({"scheduler": "asha", "scheduler_options": [3]}, TypeError, "must be a dict"),
+        (
+            {"scheduler": "asha", "scheduler_options": {"grace_period": 2}},
+            ValueError,
+            "grace_period=2 is more than the trainer's 1 epochs",
+        ),
     ],
 )
 def test_run_validates_before_starting_anything(db_url: str, kwargs, error, match) -> None:
