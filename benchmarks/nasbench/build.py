@@ -17,29 +17,36 @@ simulated time instead of training.
   the **test** split; its training part is split again, stratified and seeded, into
   train and **validation** (899 / 448 images; 450 test images).
 - Recipe (:data:`RECIPE`): AdamW, lr 3e-3, weight decay 5e-4, batch 64, cosine decay
-  per step over 12 epochs, no augmentation, the same seed (``seed``) for every
+  per step over 12 epochs (``--epochs``; the second shipped table,
+  ``digits_resnet_e27.json.gz``, has 27, so that ASHA with reduction factor 3 has rungs at
+  1, 3 and 9 epochs), no augmentation, the same seed (``seed``) for every
   architecture's initialisation and batch order, one thread. Training seconds per epoch
   are the CPU seconds of that thread (the wall clock, noisier, is kept too).
 
 The build is resumable: each finished architecture is appended as one JSON line to
-``OUT.partial.jsonl``; a rerun skips the ids already there or in ``OUT`` (delete ``OUT``
-to retrain everything). When every architecture is
-in, the table is written to ``OUT`` (gzip JSON, see :func:`write_table`).
+``OUT.partial.jsonl`` (``OUT.partial-I.jsonl`` for shard ``I``); a rerun skips the ids
+already there or in ``OUT`` when ``OUT`` was built with the same recipe (delete ``OUT`` to
+retrain everything). ``--shard I/N`` trains every N-th architecture, so N processes
+share the work; whichever finds every architecture in at its end writes the table to
+``OUT`` (gzip JSON, see :func:`write_table`).
 
 Example (from the repository root)::
 
     nice -n 10 .venv/bin/python benchmarks/nasbench/build.py --limit 3 --out /tmp/t.json.gz
 
-Rerun the full build (about 25 minutes of an idle core)::
+Rerun the full build (12 epochs: about 25 minutes of an idle core; 27 epochs: about 16
+minutes of two cores in two shards)::
 
-    nohup nice -n 10 .venv/bin/python benchmarks/nasbench/build.py \\
-        --out benchmarks/nasbench/digits_resnet.json.gz > /tmp/nasbench_build.log 2>&1 &
+    nohup nice -n 10 .venv/bin/python benchmarks/nasbench/build.py > /tmp/build.log 2>&1 &
+    for i in 0 1; do nohup nice -n 10 .venv/bin/python benchmarks/nasbench/build.py \\
+        --epochs 27 --shard $i/2 > /tmp/build27_$i.log 2>&1 & done
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import glob
 import gzip
 import itertools
 import json
@@ -64,7 +71,14 @@ from spaces.params import Fixed  # noqa: E402
 from trainers.data import TensorData, batches, load_dataset  # noqa: E402
 
 FORMAT = "archtune-nasbench/1"
-DEFAULT_OUT = os.path.join(ROOT, "benchmarks", "nasbench", "digits_resnet.json.gz")
+HERE = os.path.join(ROOT, "benchmarks", "nasbench")
+
+
+def default_out(epochs: int) -> str:
+    """Where the table of an ``epochs`` recipe is shipped (12 epochs: the main table)."""
+    name = "digits_resnet.json.gz" if epochs == 12 else f"digits_resnet_e{epochs}.json.gz"
+    return os.path.join(HERE, name)
+
 
 SPACE = ResNetSpace(
     stages=Int(1, 3),
@@ -220,10 +234,13 @@ def build_row(
     }
 
 
-def read_partial(path: str) -> list[dict[str, Any]]:
-    """The rows already in a partial file (a torn last line, from a kill, is dropped)."""
+def read_partial(out: str) -> list[dict[str, Any]]:
+    """The rows already in the partial files of ``out``, every shard's.
+
+    A torn last line (from a kill) is dropped.
+    """
     rows = []
-    if os.path.exists(path):
+    for path in sorted(glob.glob(glob.escape(out) + ".partial*.jsonl")):
         with open(path, encoding="utf-8") as f:
             for line in f:
                 try:
@@ -233,12 +250,31 @@ def read_partial(path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def read_table(path: str) -> list[dict[str, Any]]:
-    """The rows of a table already written at ``path`` (none if there is none)."""
+def read_table(path: str, recipe: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a table already written at ``path`` with ``recipe`` (else none)."""
     if not os.path.exists(path):
         return []
     with gzip.open(path, "rt", encoding="utf-8") as f:
-        return list(json.load(f)["rows"])
+        table = json.load(f)
+    return list(table["rows"]) if table.get("recipe") == dict(recipe) else []
+
+
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` as ``(I, N)``, with ``0 <= I < N``.
+
+    Example:
+        >>> parse_shard("1/2")
+        (1, 2)
+    """
+    try:
+        i, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        i, n = -1, 0
+    if not 0 <= i < n:
+        raise argparse.ArgumentTypeError(
+            f"--shard takes I/N with 0 <= I < N, e.g. 0/2; got {text!r}."
+        )
+    return i, n
 
 
 def write_table(path: str, rows: list[dict[str, Any]], meta: Mapping[str, Any]) -> None:
@@ -251,9 +287,16 @@ def write_table(path: str, rows: list[dict[str, Any]], meta: Mapping[str, Any]) 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default=DEFAULT_OUT, help="table to write (gzip JSON)")
+    p.add_argument("--out", help="table to write (gzip JSON; default: by --epochs)")
+    p.add_argument("--epochs", type=int, default=RECIPE["epochs"], help="epochs per network")
     p.add_argument("--limit", type=int, help="train at most N new architectures (quick run)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    p.add_argument(
+        "--shard",
+        type=parse_shard,
+        default=(0, 1),
+        help="train every N-th architecture from the I-th (I/N)",
+    )
     p.add_argument(
         "--order-seed", type=int, default=0, help="seed of the (shuffled) training order"
     )
@@ -262,26 +305,35 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.epochs < 1:
+        raise SystemExit(f"--epochs must be at least 1, got {args.epochs}.")
+    recipe = {**RECIPE, "epochs": args.epochs}
+    args.out = args.out or default_out(args.epochs)
     torch.set_num_threads(args.threads)
     configs = list(grid(SPACE))
     # Shuffled, so a partial table is a uniform sample of the space.
     order = np.random.default_rng(args.order_seed).permutation(len(configs))
-    partial = args.out + ".partial.jsonl"
+    shard, shards = args.shard
+    partial = args.out + (f".partial-{shard}.jsonl" if shards > 1 else ".partial.jsonl")
     ids = {SPACE.arch_id(c) for c in configs}
-    rows = [r for r in read_table(args.out) + read_partial(partial) if r["arch_id"] in ids]
-    rows = list({r["arch_id"]: r for r in rows}.values())
+
+    def known() -> list[dict[str, Any]]:
+        rows = read_table(args.out, recipe) + read_partial(args.out)
+        return list({r["arch_id"]: r for r in rows if r["arch_id"] in ids}.values())
+
+    rows = known()
     done = {r["arch_id"] for r in rows}
     data = three_way_split(RECIPE["split_seed"], RECIPE["test_fraction"], RECIPE["val_size"])
     print(f"{len(configs)} architectures, {len(done)} already built", flush=True)
     new = 0
     with open(partial, "a", encoding="utf-8") as f:
-        for i in order:
+        for i in order[shard::shards]:
             config = configs[int(i)]
             if SPACE.arch_id(config) in done:
                 continue
             if args.limit is not None and new >= args.limit:
                 break
-            row = build_row(config, data, RECIPE)
+            row = build_row(config, data, recipe)
             f.write(json.dumps(row, separators=(",", ":")) + "\n")
             f.flush()
             rows.append(row)
@@ -291,15 +343,16 @@ def main(argv: list[str] | None = None) -> int:
                 f"{sum(row['train_seconds']):.1f}s {row['config']}",
                 flush=True,
             )
+    rows = known()  # with the other shards' rows written meanwhile
     complete = len(rows) == len(configs)
     meta = {
         "format": FORMAT,
         "complete": complete,
         "space": SPACE.to_json(),
-        "recipe": RECIPE,
+        "recipe": recipe,
         "dataset": "digits",
         "splits": {k: int(v.shape[0]) for k, v in data.items() if k.startswith("y_")},
-        "epochs": RECIPE["epochs"],
+        "epochs": recipe["epochs"],
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": machine_info.machine(ROOT, ["torch", "numpy"]),
         "threads": args.threads,
@@ -308,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
         write_table(args.out, rows, meta)
         print(f"wrote {args.out} ({len(rows)} rows, complete={complete})", flush=True)
     if complete:
-        os.remove(partial)  # every row is in the table now
+        for path in glob.glob(glob.escape(args.out) + ".partial*.jsonl"):
+            os.remove(path)  # every row is in the table now
     return 0
 
 

@@ -1,11 +1,15 @@
-"""Replay every archtune controller and its peers on the digits ResNet table.
+"""Replay every archtune controller and its peers on a digits ResNet table.
 
-Each method searches the table built by ``build.py`` (no training: the table's curves
-and seconds stand in for it), once per seed, in two settings (see ``simulate.py``):
+Each method searches a table built by ``build.py`` (no training: the table's curves and
+seconds stand in for it), once per seed, in two settings (see ``simulate.py``):
 
 - **full training**: ``--budget`` evaluations, each trained for all the table's epochs;
-- **ASHA** (Li et al., 2020): grace 1 epoch, reduction factor 3, ``max_t`` = the
-  table's epochs, until ``--asha-epochs`` epochs are spent.
+- **ASHA** (Li et al., 2020): grace ``--asha-grace`` epochs (1, as ``Study.run``'s
+  ``scheduler="asha"``; methods named ``NAME@graceN`` use N), reduction factor 3,
+  ``max_t`` = the table's epochs, until ``--asha-epochs`` epochs are spent (by default
+  half of what full training spends: the target asks for a quarter). As in ``Study.run``
+  (``reuse_finished=True``), a repeat of a network already trained to ``max_t`` is
+  answered from the record at no cost.
 
 Methods: every controller of :func:`search.list_controllers` (``random`` is Optuna's
 ``RandomSampler``, ``gp`` Optuna's ``GPSampler`` with its defaults, ``nni-tpe`` and
@@ -14,17 +18,23 @@ the peers of those names), plus Optuna's ``TPESampler`` with its defaults
 (``optuna-tpe``) and ``CmaEsSampler`` on an ordinal encoding of the decisions
 (``optuna-cmaes``). The benchmark's protocol follows NAS-Bench-201 (Dong & Yang, 2020).
 
-Results (per run and summarised, with machine and versions) go to ``--json`` every
-:data:`SAVE_EVERY_S` seconds and after each method; a rerun with the same file skips the
-runs already there. ``--write-docs`` also
-writes the figures under ``docs/figures/`` and the section of ``docs/benchmarks.md``
-between ``<!-- nasbench:start -->`` and ``<!-- nasbench:end -->``.
+Two tables are shipped: ``digits_resnet.json.gz`` (12 epochs, the main one; results in
+``benchmarks/results/nasbench.json``) and ``digits_resnet_e27.json.gz`` (27 epochs, to
+give ASHA whole rungs; ``nasbench_e27.json``). Results (per run and summarised, with
+machine and versions) go to ``--json`` every :data:`SAVE_EVERY_S` seconds and after each
+method; a rerun with the same file skips the runs already there. ``--write-docs`` also
+writes the table's two figures under ``docs/figures/`` and its section of
+``docs/benchmarks.md`` (between ``<!-- nasbench:start -->`` and ``<!-- nasbench:end
+-->``, or ``nasbench_e27:start`` / ``end``).
 
-Example (from the repository root; about 35 minutes on one idle core)::
+Example (from the repository root; with ``--jobs 2``, seeds run in two processes; about
+20 and 40 minutes of two cores)::
 
-    nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --write-docs
+    nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs
+    nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs \\
+        --table benchmarks/nasbench/digits_resnet_e27.json.gz --asha-seeds 30
 
-Only the docs, from the results already written::
+Only the docs of both tables, from the results already written::
 
     .venv/bin/python benchmarks/nasbench/replay.py --docs-only
 """
@@ -32,15 +42,18 @@ Only the docs, from the results already written::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import math
+import multiprocessing
 import os
 import shlex
 import sys
 import time
 import warnings
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -55,7 +68,8 @@ from benchmarks.nasbench.table import Table  # noqa: E402
 from search import list_controllers, make_controller  # noqa: E402
 
 DEFAULT_TABLE = os.path.join(ROOT, "benchmarks", "nasbench", "digits_resnet.json.gz")
-DEFAULT_JSON = os.path.join(ROOT, "benchmarks", "results", "nasbench.json")
+TABLE_E27 = os.path.join(ROOT, "benchmarks", "nasbench", "digits_resnet_e27.json.gz")
+ASHA_SHARE = 0.5  # default ASHA budget, as a share of full training's epochs
 CHECKPOINTS = (50, 100, 200)
 TEST_AT = (50, 100, 150, 200)  # test regret is kept at these evaluation counts
 # Curves are kept at these evaluation counts (every one up to 20, then every 5).
@@ -65,14 +79,26 @@ ORDINAL = {"optuna-cmaes"}
 # Methods whose replays take tens of seconds to minutes each run fewer seeds.
 SLOW = ("nni-tpe", "nni-evolution", "optuna-tpe")
 GP = ("gp",)
-# Run under ASHA only: a documented option that suits a scheduler that stops trials.
-ASHA_ONLY = ("evolution+use_pruned",)
+# Run under ASHA only: a documented option that suits a scheduler that stops trials, and
+# methods with another grace period (``@graceN``: ``scheduler_options={"grace_period": N}``).
+ASHA_ONLY = ("evolution+use_pruned", "evolution@grace3", "random@grace3", "tpe@grace3")
 SAVE_EVERY_S = 30.0  # results are written this often, and after each method
 
 
 def methods() -> list[str]:
     """Every registered controller, the peers that are not controllers, ASHA-only variants."""
     return [*sorted(list_controllers()), *PEERS, *ASHA_ONLY]
+
+
+def default_json(table_path: str) -> str:
+    """The results file of a table: ``nasbench.json`` for the main one.
+
+    Example:
+        >>> os.path.basename(default_json("x/digits_resnet_e27.json.gz"))
+        'nasbench_e27.json'
+    """
+    key = report.table_key({"table": {"path": table_path}})
+    return os.path.join(ROOT, "benchmarks", "results", f"nasbench{key}.json")
 
 
 def make_sampler(name: str, seed: int, asha: bool = False) -> optuna.samplers.BaseSampler:
@@ -89,6 +115,17 @@ def make_sampler(name: str, seed: int, asha: bool = False) -> optuna.samplers.Ba
     if name == "evolution+use_pruned":
         return make_controller("evolution", seed=seed, use_pruned=True)
     return make_controller(name, seed=seed)
+
+
+def split_grace(method: str) -> tuple[str, int | None]:
+    """``"evolution@grace3"`` as ``("evolution", 3)``; a plain name has no grace of its own.
+
+    Example:
+        >>> split_grace("evolution@grace3"), split_grace("tpe")
+        (('evolution', 3), ('tpe', None))
+    """
+    base, sep, grace = method.partition("@grace")
+    return base, int(grace) if sep else None
 
 
 def _grid(values: list[float], grid: list[int]) -> list[float | None]:
@@ -118,14 +155,23 @@ def full_run(table: Table, method: str, seed: int, budget: int) -> dict[str, Any
     }
 
 
-def asha_run(table: Table, method: str, seed: int, epoch_budget: int) -> dict[str, Any]:
-    """One ASHA replay; regret on the grid of ``table.epochs`` x :data:`EVAL_GRID` epochs."""
-    sampler = make_sampler(method, seed, asha=True)
-    r = simulate.run_asha(table, sampler, epoch_budget, ordinal=method in ORDINAL)
+def asha_run(
+    table: Table, method: str, seed: int, epoch_budget: int, grace: int = 1
+) -> dict[str, Any]:
+    """One ASHA replay; regret on the grid of ``table.epochs`` x :data:`EVAL_GRID` epochs.
+
+    A method ``"NAME@graceN"`` runs ``NAME`` with grace ``N`` instead of ``grace``.
+    """
+    base, own_grace = split_grace(method)
+    sampler = make_sampler(base, seed, asha=True)
+    r = simulate.run_asha(
+        table, sampler, epoch_budget, grace=own_grace or grace, ordinal=base in ORDINAL, reuse=True
+    )
     grid = [table.epochs * g for g in EVAL_GRID if table.epochs * g <= epoch_budget]
     return {
         "seed": seed,
         "trials": r["trials"],
+        "repeats": r["repeats"],
         "completed": r["completed"],
         "stops": r["stops"],
         "val_regret": [_num(v) for v in simulate.on_grid(r["epochs"], r["val_regret"], grid)],
@@ -153,18 +199,30 @@ def _all(result: dict[str, Any], setting: str) -> list[dict[str, Any]]:
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--table", default=DEFAULT_TABLE, help="the benchmark table")
-    p.add_argument("--json", default=DEFAULT_JSON, help="results file (resumed if present)")
+    p.add_argument(
+        "--json", help="results file, resumed if present (default: by table, under results/)"
+    )
     p.add_argument("--seeds", type=int, default=100, help="seeds per method (100)")
     p.add_argument("--asha-seeds", type=int, default=100, help="seeds per method, ASHA (100)")
     p.add_argument("--slow-seeds", type=int, default=30, help=f"seeds for {SLOW} (30)")
     p.add_argument("--slow-asha-seeds", type=int, default=30, help="their ASHA seeds (30)")
     p.add_argument("--gp-seeds", type=int, default=10, help="seeds for gp (10; no ASHA)")
     p.add_argument("--budget", type=int, default=200, help="full-training evaluations (200)")
-    p.add_argument("--asha-epochs", type=int, default=2400, help="ASHA epoch budget (2400)")
+    p.add_argument(
+        "--asha-epochs",
+        type=int,
+        help=f"ASHA epoch budget (default: {ASHA_SHARE} x budget x table epochs)",
+    )
+    p.add_argument("--asha-grace", type=int, default=1, help="ASHA grace period, epochs (1)")
     p.add_argument("--methods", nargs="*", help="subset of methods (default: all)")
+    p.add_argument("--jobs", type=int, default=1, help="replay processes (1)")
     p.add_argument("--fresh", action="store_true", help="ignore runs already in --json")
     p.add_argument("--write-docs", action="store_true", help="also write figures and docs")
-    p.add_argument("--docs-only", action="store_true", help="only rewrite figures and docs")
+    p.add_argument(
+        "--docs-only",
+        action="store_true",
+        help="only rewrite figures and docs (of both shipped tables unless --json is given)",
+    )
     return p.parse_args(argv)
 
 
@@ -193,7 +251,13 @@ def _new_result(args: argparse.Namespace, table: Table, argv: list[str] | None) 
             "splits": table.meta.get("splits"),
         },
         "budget": args.budget,
-        "asha": {"grace": 1, "eta": 3, "max_t": table.epochs, "epoch_budget": args.asha_epochs},
+        "asha": {
+            "grace": args.asha_grace,
+            "eta": 3,
+            "max_t": table.epochs,
+            "epoch_budget": args.asha_epochs,
+            "reuse": True,
+        },
         "checkpoints": list(CHECKPOINTS),
         "eval_grid": [g for g in EVAL_GRID if g <= args.budget],
         "epoch_grid": [
@@ -203,17 +267,53 @@ def _new_result(args: argparse.Namespace, table: Table, argv: list[str] | None) 
     }
 
 
+_TABLE: Table | None = None  # the table a replay process searches
+
+
+def _init_worker(path: str) -> None:
+    global _TABLE
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _TABLE = Table.load(path)
+
+
+def _work(job: tuple[Callable[..., dict[str, Any]], str, int, int]) -> dict[str, Any]:
+    run, method, seed, budget = job
+    if _TABLE is None:
+        raise RuntimeError("No table loaded in this replay process.")
+    return run(_TABLE, method, seed, budget)
+
+
 def _replay_all(
     args: argparse.Namespace,
     table: Table,
     result: dict[str, Any],
     save: Callable[[], None],
 ) -> None:
+    global _TABLE
+    _TABLE = table
+    with contextlib.ExitStack() as stack:
+        pool = None
+        if args.jobs > 1:
+            pool = stack.enter_context(
+                multiprocessing.Pool(args.jobs, _init_worker, (args.table,))
+            )
+        _replay_jobs(args, result, save, pool.imap if pool else map)
+
+
+def _replay_jobs(
+    args: argparse.Namespace,
+    result: dict[str, Any],
+    save: Callable[[], None],
+    mapper: Callable[..., Any],
+) -> None:
     chosen = args.methods or methods()
     unknown = sorted(set(chosen) - set(methods()))
     if unknown:
         raise ValueError(f"Unknown method(s) {unknown}; choose from {methods()}.")
-    settings = {"full": (full_run, args.budget), "asha": (asha_run, args.asha_epochs)}
+    settings = {
+        "full": (full_run, args.budget),
+        "asha": (partial(asha_run, grace=args.asha_grace), args.asha_epochs),
+    }
     # Cheap methods first, then the slow ones, then gp: an interrupted replay (the JSON is
     # saved after every run and resumed) has the most methods done.
     cost = {m: 2 if m in GP else 1 if m in SLOW else 0 for m in chosen}
@@ -226,11 +326,10 @@ def _replay_all(
         runs = result["runs"][setting].setdefault(method, [])
         done = {r["seed"] for r in runs}
         saved = time.monotonic()
-        for seed in range(_seeds(args, method, setting)):
-            if seed in done:
-                continue
-            runs.append(run(table, method, seed, budget))
-            print(f"{setting} {method} seed={seed}: {_brief(runs[-1])}", flush=True)
+        todo = [s for s in range(_seeds(args, method, setting)) if s not in done]
+        for one in mapper(_work, [(run, method, seed, budget) for seed in todo]):
+            runs.append(one)
+            print(f"{setting} {method} seed={one['seed']}: {_brief(one)}", flush=True)
             if time.monotonic() - saved > SAVE_EVERY_S:  # summarising takes ~1 s
                 result["summary"] = report.summarise(result)
                 save()
@@ -265,20 +364,28 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if args.docs_only:
-        with open(args.json, encoding="utf-8") as f:
-            result = json.load(f)
-        compact(result)
-        result["summary"] = report.summarise(result)
-        report.write_docs(result, ROOT)
+        paths = (
+            [args.json] if args.json else [default_json(DEFAULT_TABLE), default_json(TABLE_E27)]
+        )
+        for path in paths:
+            with open(path, encoding="utf-8") as f:
+                result = json.load(f)
+            compact(result)
+            result["summary"] = report.summarise(result)
+            report.write_docs(result, ROOT)
         return result
+    args.json = args.json or default_json(args.table)
     table = Table.load(args.table)
+    if args.asha_epochs is None:
+        args.asha_epochs = round(ASHA_SHARE * args.budget * table.epochs)
     result = _new_result(args, table, argv)
     if not args.fresh and os.path.exists(args.json):
         with open(args.json, encoding="utf-8") as f:
             old = json.load(f)
         # Runs are kept per setting when that setting and the table are unchanged.
         keys = {"full": ("budget", "eval_grid"), "asha": ("asha", "epoch_grid")}
-        table_same = old.get("table", {}).get("rows") == len(table)
+        was = old.get("table", {})
+        table_same = (was.get("rows"), was.get("recipe")) == (len(table), table.meta.get("recipe"))
         kept = [
             s for s, ks in keys.items() if table_same and all(old.get(k) == result[k] for k in ks)
         ]

@@ -1,7 +1,6 @@
-"""Summaries, figures and the docs section of the tabular NAS benchmark replay.
+"""Summaries, tables and the docs section of the tabular NAS benchmark replay.
 
-Plots follow Optuna's split: :func:`figure_data` is a pure function of the results (the
-series each figure shows), :func:`render` turns it into Plotly figures.
+The figures are in :mod:`benchmarks.nasbench.figures`.
 
 Example:
     >>> median_censored([3, None, 5], budget=10)
@@ -19,7 +18,9 @@ import statistics
 from collections.abc import Sequence
 from typing import Any
 
-START, END = "<!-- nasbench:start -->", "<!-- nasbench:end -->"
+from benchmarks.nasbench import figures
+
+START, END = "<!-- nasbench:start -->", "<!-- nasbench:end -->"  # the main table's section
 # Controllers that are the peer itself under another name (no archtune-specific settings).
 SAME_AS_PEER = {
     "random": "Optuna RandomSampler",
@@ -36,9 +37,12 @@ DESCRIPTIONS = {
     "optuna-tpe": "Optuna TPESampler, default settings (Optuna 5: multivariate)",
     "optuna-cmaes": "Optuna CmaEsSampler on choice indices",
     "evolution+use_pruned": "`evolution` with use_pruned=True (stopped trials can be parents)",
+    "evolution@grace3": "`evolution`, ASHA grace period 3 epochs",
+    "random@grace3": "`random`, ASHA grace period 3 epochs",
+    "tpe@grace3": "`tpe`, ASHA grace period 3 epochs",
     **SAME_AS_PEER,
 }
-ASHA_EPOCHS = (300, 600, 1200, 2400)
+ASHA_SHARES = (1 / 8, 1 / 4, 1 / 2, 1)  # of full training's epochs, for the ASHA table
 
 
 def median_censored(values: Sequence[int | None], budget: int) -> float | None:
@@ -90,18 +94,22 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             "mean_unique": statistics.mean(r["unique"] for r in runs) if runs else None,
             "curve": curve,
         }
+    shares = [round(full_epochs * f) for f in ASHA_SHARES]
     for method, runs in result["runs"]["asha"].items():
         curve = _mean_curve(runs, "val_regret")
-        # A variant ("evolution+use_pruned") is matched against its base's full training.
-        full = out["full"].get(method.split("+")[0], {}).get("curve") or [None]
+        # A variant ("evolution+use_pruned", "tpe@grace3") is matched against its base's
+        # full training.
+        full = out["full"].get(base_method(method), {}).get("curve") or [None]
         target = full[-1]
         pairs = zip(egrid, curve, strict=True)
         match = next((e for e, v in pairs if None not in (v, target) and v <= target), None)
         out["asha"][method] = {
             "seeds": len(runs),
             "mean_trials": statistics.mean(r["trials"] for r in runs),
+            # Runs recorded before repeats were answered from the record have no such key.
+            "mean_repeats": _mean([r.get("repeats") for r in runs]),
             "mean_completed": statistics.mean(r["completed"] for r in runs),
-            "mean_val_regret": {str(e): curve[egrid.index(e)] for e in ASHA_EPOCHS if e in egrid},
+            "mean_val_regret": {str(e): curve[egrid.index(e)] for e in shares if e in egrid},
             "full_regret_target": target,
             "epochs_to_match": match,
             "fraction_of_full": None if match is None else match / full_epochs,
@@ -110,6 +118,16 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     table = result.get("table") or {}
     out["targets"] = targets(out, table.get("top_rows"), table.get("rows"))
     return out
+
+
+def base_method(method: str) -> str:
+    """The method a variant varies: ``"evolution+use_pruned@grace3"`` -> ``"evolution"``.
+
+    Example:
+        >>> base_method("tpe@grace3"), base_method("evolution")
+        ('tpe', 'evolution')
+    """
+    return method.split("+")[0].split("@")[0]
 
 
 def expected_random_median(top: int, rows: int) -> int:
@@ -170,8 +188,12 @@ def targets(
         return {}
     best = min(own, key=med)
     best_peer = min(peers, key=med)
-    asha = summary["asha"].get(best, {})
-    frac = asha.get("fraction_of_full")
+    # The best own controller under ASHA, in any of its measured settings (its options, a
+    # longer grace period): the one that matches full training with the fewest epochs.
+    variants = sorted(m for m in summary["asha"] if base_method(m) == best)
+    fracs = {m: summary["asha"][m].get("fraction_of_full") for m in variants}
+    asha_best = min(variants, key=lambda m: _key(fracs[m]), default=None)
+    frac = fracs.get(asha_best) if asha_best else None
     expected = expected_random_median(top_rows, rows) if top_rows and rows else None
 
     def trained(m: str) -> float:
@@ -206,6 +228,8 @@ def targets(
         "best_peer_median": full[best_peer]["median_evals_to_top"],
         "beats_every_peer": all(med(best) < med(p) for p in peers),
         "asha_fraction": frac,
+        "asha_method": asha_best,
+        "asha_fractions": fracs,
         "asha_quarter": frac is not None and frac <= 0.25,
     }
 
@@ -258,26 +282,27 @@ def full_table(result: dict[str, Any]) -> str:
 def asha_table(result: dict[str, Any]) -> str:
     """Regret against epochs under ASHA, and the epochs to match full training."""
     s, budget = result["summary"], result["budget"]
-    egrid_max = result["epoch_grid"][-1] if result["epoch_grid"] else 0
+    full_epochs = budget * result["asha"]["max_t"]
+    egrid = set(result["epoch_grid"])
+    shown = [e for e in (round(full_epochs * f) for f in ASHA_SHARES) if e in egrid]
     lines = [
-        "| method | seeds | trials | trained to max_t | "
-        + " | ".join(f"mean regret @{e} epochs (pp)" for e in ASHA_EPOCHS if e <= egrid_max)
+        "| method | seeds | trials trained | repeats answered | trained to max_t | "
+        + " | ".join(f"mean regret @{e} epochs (pp)" for e in shown)
         + f" | full-training regret @{budget} (pp) | epochs to match it (share of "
-        f"{budget * result['asha']['max_t']}) |",
-        "|---|---:|---:|---:|" + "---:|" * sum(e <= egrid_max for e in ASHA_EPOCHS) + "---:|---:|",
+        f"{full_epochs}) |",
+        "|---|---:|---:|---:|---:|" + "---:|" * len(shown) + "---:|---:|",
     ]
     for m in sorted(s["asha"], key=lambda m: (_key(s["asha"][m]["epochs_to_match"]), m)):
         row = s["asha"][m]
         match = row["epochs_to_match"]
         share = "-" if match is None else f"{match} ({row['fraction_of_full']:.2f})"
+        repeats = row.get("mean_repeats")
         lines.append(
             f"| `{m}` | {row['seeds']} | {row['mean_trials']:.0f} | "
-            f"{row['mean_completed']:.1f} | "
-            + " | ".join(
-                _pp(row["mean_val_regret"].get(str(e))) for e in ASHA_EPOCHS if e <= egrid_max
-            )
+            f"{'-' if repeats is None else f'{repeats:.0f}'} | {row['mean_completed']:.1f} | "
+            + " | ".join(_pp(row["mean_val_regret"].get(str(e))) for e in shown)
             + f" | {_pp(row['full_regret_target'])} | "
-            + (f"> {egrid_max}" if match is None else share)
+            + (f"> {max(egrid, default=0)}" if match is None else share)
             + " |"
         )
     return "\n".join(lines)
@@ -287,99 +312,34 @@ def _key(x: float | None) -> float:
     return math.inf if x is None else x
 
 
-# Figures --------------------------------------------------------------------------------
-def figure_data(result: dict[str, Any]) -> dict[str, Any]:
-    """The series of both figures: mean validation regret (pp) per method.
+def table_key(result: dict[str, Any]) -> str:
+    """What tells a table's section and figures apart: ``""`` for the main table.
 
-    ``"evals"``: against evaluations, full training. ``"epochs"``: against epochs spent,
-    ASHA (solid) and full training (dashed, ``max_t`` epochs per evaluation).
+    Example:
+        >>> table_key({"table": {"path": "benchmarks/nasbench/digits_resnet_e27.json.gz"}})
+        '_e27'
     """
-    s, epochs = result["summary"], result["asha"]["max_t"]
-    grid = result["eval_grid"]
-
-    def pp(curve: list[float | None]) -> list[float | None]:
-        return [None if v is None else 100 * v for v in curve]
-
-    evals = [{"name": m, "x": grid, "y": pp(r["curve"])} for m, r in sorted(s["full"].items())]
-    by_epochs = []
-    for m, r in sorted(s["asha"].items()):
-        by_epochs.append(
-            {
-                "name": f"{m} + ASHA",
-                "group": m,
-                "dash": "solid",
-                "x": result["epoch_grid"],
-                "y": pp(r["curve"]),
-            }
-        )
-        if m in s["full"]:
-            by_epochs.append(
-                {
-                    "name": f"{m}, full training",
-                    "group": m,
-                    "dash": "dot",
-                    "x": [epochs * g for g in grid],
-                    "y": pp(s["full"][m]["curve"]),
-                }
-            )
-    return {"evals": evals, "epochs": by_epochs}
+    stem = os.path.basename(result["table"]["path"]).split(".")[0]
+    return stem.removeprefix("digits_resnet")
 
 
-def render(data: dict[str, Any]) -> dict[str, Any]:
-    """Plotly figures of :func:`figure_data`'s series, by file stem."""
-    import plotly.graph_objects as go
-    from plotly.colors import qualitative
-
-    colours = qualitative.Plotly + qualitative.D3
-    names = sorted({s["name"] for s in data["evals"]} | {s["group"] for s in data["epochs"]})
-    colour = {n: colours[i % len(colours)] for i, n in enumerate(names)}
-    fig1 = go.Figure()
-    for s in data["evals"]:
-        fig1.add_scatter(
-            x=s["x"], y=s["y"], name=s["name"], mode="lines", line={"color": colour[s["name"]]}
-        )
-    fig1.update_layout(
-        title="Digits ResNet table: mean regret vs evaluations (full training; y from 0 to 1 pp, "
-        "double-click to see all)",
-        xaxis_title="evaluations",
-        yaxis_title="validation regret (pp)",
-        xaxis_type="log",
-        yaxis_range=[0, 1],
-        template="plotly_white",
-    )
-    fig2 = go.Figure()
-    for s in data["epochs"]:
-        fig2.add_scatter(
-            x=s["x"],
-            y=s["y"],
-            name=s["name"],
-            mode="lines",
-            legendgroup=s["group"],
-            line={"color": colour[s["group"]], "dash": s["dash"]},
-        )
-    fig2.update_layout(
-        title="Digits ResNet table: mean regret vs epochs spent, ASHA (solid) and full training "
-        "(dotted); y from 0 to 1 pp",
-        xaxis_title="epochs spent",
-        yaxis_title="validation regret (pp)",
-        xaxis_type="log",
-        yaxis_range=[0, 1],
-        template="plotly_white",
-    )
-    return {"nasbench_regret_evals": fig1, "nasbench_regret_epochs": fig2}
+def markers(key: str) -> tuple[str, str]:
+    """The start and end comments of a table's section in docs/benchmarks.md."""
+    return f"<!-- nasbench{key}:start -->", f"<!-- nasbench{key}:end -->"
 
 
 # Docs -----------------------------------------------------------------------------------
-def replace_section(text: str, section: str) -> str:
+def replace_section(text: str, section: str, key: str = "") -> str:
     """``text`` with the part between the markers replaced (appended when absent).
 
     Example:
         >>> replace_section(f"a\\n{START}\\nold\\n{END}\\nb", "new")
         'a\\n<!-- nasbench:start -->\\nnew\\n<!-- nasbench:end -->\\nb'
     """
-    block = f"{START}\n{section.strip()}\n{END}"
-    if START in text and END in text:
-        pattern = re.escape(START) + r".*?" + re.escape(END)
+    start, end = markers(key)
+    block = f"{start}\n{section.strip()}\n{end}"
+    if start in text and end in text:
+        pattern = re.escape(start) + r".*?" + re.escape(end)
         return re.sub(pattern, lambda _m: block, text, count=1, flags=re.S)
     return text.rstrip("\n") + "\n\n" + block + "\n"
 
@@ -388,14 +348,17 @@ def write_docs(result: dict[str, Any], root: str) -> None:
     """Write both figures under ``docs/figures/`` and the section of docs/benchmarks.md."""
     from benchmarks.nasbench.docs_text import section
 
+    key = table_key(result)
     figdir = os.path.join(root, "docs", "figures")
     os.makedirs(figdir, exist_ok=True)
-    for stem, fig in render(figure_data(result)).items():
+    for stem, fig in figures.render(
+        figures.figure_data(result), key, result["asha"]["max_t"]
+    ).items():
         fig.write_html(os.path.join(figdir, stem + ".html"), include_plotlyjs="cdn")
     path = os.path.join(root, "docs", "benchmarks.md")
     with open(path, encoding="utf-8") as f:
         text = f.read()
-    new = replace_section(text, section(result))
+    new = replace_section(text, section(result), key)
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(new)

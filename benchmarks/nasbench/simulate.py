@@ -48,6 +48,9 @@ from benchmarks.nasbench.table import Table
 from spaces import Categorical, Fixed, Int, SearchSpace
 from spaces.optuna_adapter import suggest
 
+MAX_REPEATS = 1000  # answers from the record in a row before a reusing run stops, as in
+# studies.recorder (the controller has converged or the space is used up)
+
 Decode = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 
@@ -192,14 +195,21 @@ def run_asha(
     grace: int = 1,
     eta: int = 3,
     ordinal: bool = False,
+    reuse: bool = False,
 ) -> dict[str, Any]:
     """Propose and train under ASHA until ``epoch_budget`` epochs are spent.
+
+    With ``reuse`` (what ``Study.run(reuse_finished=True)``, the default, does), a
+    proposal of an architecture already trained to ``max_t`` is answered from the record:
+    told its final value at no cost, never seen by ASHA, and not counted in ``trials``. A
+    repeat of a stopped one is trained again (ASHA may let it further now). The run ends
+    early after :data:`MAX_REPEATS` answers in a row.
 
     Returns:
         ``epochs`` (cumulative epochs after each trial), ``val_regret`` and
         ``test_regret`` after each trial (NaN before the first trial reaches ``max_t``),
         ``trials``, ``completed`` (trained to ``max_t``), ``stops`` (``{epoch: trials
-        stopped there}``) and ``wall_seconds``.
+        stopped there}``), ``repeats`` (answered from the record) and ``wall_seconds``.
     """
     space, decode = ordinal_space(table.space) if ordinal else (table.space, _identity)
     max_t = table.epochs
@@ -209,8 +219,16 @@ def run_asha(
     inc_val, inc_test, used = -math.inf, math.nan, 0
     out: dict[str, Any] = {"epochs": [], "val_regret": [], "test_regret": []}
     stops: dict[int, int] = {}
-    while used < epoch_budget:
+    done: set[str] = set()
+    out["repeats"] = in_a_row = 0
+    while used < epoch_budget and in_a_row < MAX_REPEATS:
         trial, row = _propose(study, table, space, decode)
+        if reuse and row["arch_id"] in done:
+            study.tell(trial, row["val_acc"][-1])
+            out["repeats"] += 1
+            in_a_row += 1
+            continue
+        in_a_row = 0
         stop = asha_stop_epoch(row["val_acc"], recorded, eta, max_t)
         for epoch in range(1, stop + 1):
             trial.report(row["val_acc"][epoch - 1], epoch)
@@ -221,6 +239,7 @@ def run_asha(
         else:
             value = row["val_acc"][-1]
             study.tell(trial, value)
+            done.add(row["arch_id"])
             if value > inc_val:
                 inc_val, inc_test = value, row["test_acc"][-1]
         out["epochs"].append(used)

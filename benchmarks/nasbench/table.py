@@ -148,4 +148,43 @@ class Table:
             "top_rows": sum(v >= self.top_threshold for v in finals),
             "train_seconds_total": sum(secs),
             "train_seconds_mean": sum(secs) / n,
+            "early_ranking": self.early_ranking([e for e in (1, 3, 9) if e < self.epochs]),
         }
+
+    def early_ranking(self, epochs: Sequence[int]) -> dict[str, dict[str, Any]]:
+        """How well the validation accuracy after each of ``epochs`` ranks the final one.
+
+        What an early-stopping scheduler relies on. Per epoch: Spearman's rank correlation
+        with the final validation accuracy over all networks (``all``) and within the top
+        10% by final accuracy (``top10``), and the ranks (1 = best) that the top set holds
+        after that epoch (``top_ranks``).
+
+        Example:
+            >>> from spaces import Categorical, SearchSpace
+            >>> rows = [{"config": {"w": w}, "val_acc": [1 - w / 4, w / 4],
+            ...          "test_acc": [0, 0], "train_seconds": [1, 1]} for w in (1, 2, 3)]
+            >>> space = SearchSpace({"w": Categorical([1, 2, 3])})
+            >>> t = Table.from_dict(make_table_dict(space, rows))
+            >>> t.early_ranking([1])["1"]["all"], t.early_ranking([1])["1"]["top_ranks"]
+            (-1.0, [3])
+        """
+        from scipy.stats import rankdata, spearmanr
+
+        finals = [r["val_acc"][-1] for r in self.rows]
+        cut = sorted(finals)[int(0.9 * len(finals))]
+        top10 = [i for i, v in enumerate(finals) if v >= cut]
+        out = {}
+        for e in epochs:
+            early = [r["val_acc"][e - 1] for r in self.rows]
+            ranks = rankdata([-v for v in early], method="min")
+            top = None
+            if len(top10) > 2:
+                top = spearmanr([early[i] for i in top10], [finals[i] for i in top10])[0]
+            out[str(e)] = {
+                "all": round(float(spearmanr(early, finals)[0]), 2),
+                "top10": None if top is None else round(float(top), 2),
+                "top_ranks": sorted(
+                    int(ranks[i]) for i, v in enumerate(finals) if v >= self.top_threshold
+                ),
+            }
+        return out

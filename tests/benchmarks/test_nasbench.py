@@ -121,6 +121,45 @@ def test_asha_stops_and_epoch_accounting() -> None:
     assert simulate.rungs(1, 3, 12) == [1, 3, 9]
 
 
+def test_asha_with_reuse_answers_repeats_of_completed_networks_for_free() -> None:
+    curves = {
+        0: [0.50, 0.60, 0.70, 0.80],
+        1: [0.40, 0.50, 0.60, 0.90],
+        2: [0.55, 0.65, 0.75, 0.85],
+    }
+    space = SearchSpace({"a": Categorical([0, 1, 2])})
+    rows = [
+        {"config": {"a": a}, "val_acc": c, "test_acc": c, "train_seconds": [1.0] * 4}
+        for a, c in curves.items()
+    ]
+    table = Table.from_dict(make_table_dict(space, rows))
+    # 0 runs 4 epochs; its repeat is free; 1 stops at rung 1 (0.40 < 0.50); its repeat is
+    # trained again and stopped again (0.40 < quantile of [0.50, 0.40]); 2 passes and
+    # spends the budget.
+    script = [{"a": a} for a in (0, 0, 1, 1, 2)]
+    run = simulate.run_asha(table, Scripted(script), epoch_budget=10, grace=1, eta=2, reuse=True)
+    assert run["epochs"] == [4, 5, 6, 10]
+    assert run["repeats"] == 1 and run["trials"] == 4 and run["completed"] == 2
+    assert run["val_regret"][-1] == pytest.approx(0.05)
+    # Without reuse the repeat of 0 is trained again: 4 more epochs, budget spent sooner.
+    again = simulate.run_asha(table, Scripted(script), epoch_budget=10, grace=1, eta=2)
+    assert again["epochs"][:2] == [4, 8] and again["repeats"] == 0
+
+
+def test_asha_with_reuse_stops_when_only_repeats_come() -> None:
+    space = SearchSpace({"a": Categorical([0])})
+    row = {
+        "config": {"a": 0},
+        "val_acc": [0.5, 0.6],
+        "test_acc": [0.5, 0.6],
+        "train_seconds": [1.0, 1.0],
+    }
+    table = Table.from_dict(make_table_dict(space, [row]))
+    sampler = optuna.samplers.RandomSampler(seed=0)
+    run = simulate.run_asha(table, sampler, epoch_budget=100, reuse=True)
+    assert run["epochs"] == [2] and run["repeats"] == simulate.MAX_REPEATS
+
+
 def test_summary_medians_and_epochs_to_match() -> None:
     def full(seed: int, to_top: int | None, curve: list[float]) -> dict[str, Any]:
         return {
@@ -176,3 +215,48 @@ def test_docs_section_replaced_between_markers() -> None:
     new = report.replace_section(text, "fresh")
     assert new == f"intro\n{report.START}\nfresh\n{report.END}\noutro\n"
     assert report.replace_section("only\n", "x").endswith(f"{report.START}\nx\n{report.END}\n")
+
+
+def test_replay_in_two_processes_gives_the_runs_of_one(tmp_path: Path) -> None:
+    from benchmarks.nasbench import replay
+
+    _full_table(tmp_path)
+    args = ["--table", str(tmp_path / "table.json.gz"), "--methods", "random", "evolution"]
+    args += ["--seeds", "3", "--asha-seeds", "2", "--budget", "6"]
+
+    def runs(result: dict[str, Any]) -> dict[str, Any]:
+        return {
+            setting: {m: [{**r, "wall_seconds": 0} for r in rs] for m, rs in by.items()}
+            for setting, by in result["runs"].items()
+        }
+
+    one = replay.main([*args, "--json", str(tmp_path / "one.json")])
+    two = replay.main([*args, "--json", str(tmp_path / "two.json"), "--jobs", "2"])
+    assert runs(one) == runs(two)
+    assert [r["seed"] for r in two["runs"]["full"]["evolution"]] == [0, 1, 2]
+    assert two["asha"]["epoch_budget"] == 6  # half of budget 6 x the table's 2 epochs
+    assert len(two["runs"]["asha"]["random"]) == 2
+
+
+def test_a_second_table_gets_its_own_docs_section_and_figures(tmp_path: Path) -> None:
+    from benchmarks.nasbench import replay
+
+    _full_table(tmp_path)
+    path = tmp_path / "digits_resnet_e2.json.gz"
+    (tmp_path / "table.json.gz").rename(path)
+    result = replay.main(
+        ["--table", str(path), "--json", str(tmp_path / "r.json"), "--methods", "random"]
+        + ["evolution", "--seeds", "3", "--asha-seeds", "2", "--budget", "6"]
+    )
+    docs = tmp_path / "root" / "docs"
+    docs.mkdir(parents=True)
+    main = f"intro\n{report.START}\nthe main table\n{report.END}\n"
+    (docs / "benchmarks.md").write_text(main)
+    report.write_docs(result, str(tmp_path / "root"))
+    text = (docs / "benchmarks.md").read_text()
+    assert text.startswith(main), "the main table's section is left alone"
+    start, end = report.markers("_e2")
+    body = text[text.index(start) : text.index(end)]
+    assert "second table: the same networks trained 2 epochs" in body
+    assert "| `evolution` |" in body and "Spearman" in body
+    assert (docs / "figures" / "nasbench_e2_regret_epochs.html").exists()
