@@ -244,10 +244,9 @@ def test_a_second_table_gets_its_own_docs_section_and_figures(tmp_path: Path) ->
     _full_table(tmp_path)
     path = tmp_path / "digits_resnet_e2.json.gz"
     (tmp_path / "table.json.gz").rename(path)
-    result = replay.main(
-        ["--table", str(path), "--json", str(tmp_path / "r.json"), "--methods", "random"]
-        + ["evolution", "--seeds", "3", "--asha-seeds", "2", "--budget", "6"]
-    )
+    args = ["--table", str(path), "--json", str(tmp_path / "r.json")]
+    args += ["--methods", "random", "evolution", "--seeds", "3", "--asha-seeds", "2"]
+    result = replay.main([*args, "--budget", "6"])
     docs = tmp_path / "root" / "docs"
     docs.mkdir(parents=True)
     main = f"intro\n{report.START}\nthe main table\n{report.END}\n"
