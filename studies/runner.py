@@ -120,6 +120,7 @@ def scheduler_settings(name: str, options: Any) -> dict[str, int]:
     (``reduction_factor`` at least 2).
 
     Raises:
+        TypeError: if ``options`` is not a mapping.
         ValueError: for an option the scheduler does not take, or a bad value.
 
     Example:

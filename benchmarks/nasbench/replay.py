@@ -28,11 +28,14 @@ writes the table's two figures under ``docs/figures/`` and its section of
 -->``, or ``nasbench_e27:start`` / ``end``).
 
 Example (from the repository root; with ``--jobs 2``, seeds run in two processes; about
-20 and 40 minutes of two cores)::
+50 and 45 minutes of two cores: under ASHA, with repeats answered from the record, TPE
+and the NNI tuners ask thousands of times per run, hence fewer seeds for them)::
 
-    nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs
     nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs \\
-        --table benchmarks/nasbench/digits_resnet_e27.json.gz --asha-seeds 30
+        --slow-asha-seeds 10
+    nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs \\
+        --table benchmarks/nasbench/digits_resnet_e27.json.gz --asha-seeds 10 \\
+        --slow-asha-seeds 0
 
 Only the docs of both tables, from the results already written::
 
@@ -374,6 +377,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["summary"] = report.summarise(result)
             report.write_docs(result, ROOT)
         return result
+    if args.jobs < 1:
+        raise SystemExit(f"--jobs must be at least 1, got {args.jobs}.")
     args.json = args.json or default_json(args.table)
     table = Table.load(args.table)
     if args.asha_epochs is None:
