@@ -68,14 +68,11 @@ def render(data: dict[str, Any], key: str = "", epochs: int = 12) -> dict[str, A
         fig1.add_scatter(
             x=s["x"], y=s["y"], name=s["name"], mode="lines", line={"color": colour[s["name"]]}
         )
-    fig1.update_layout(
-        title=f"Digits ResNet table, {epochs} epochs: mean regret vs evaluations (full "
-        "training; y from 0 to 1 pp, double-click to see all)",
-        xaxis_title="evaluations",
-        yaxis_title="validation regret (pp)",
-        xaxis_type="log",
-        yaxis_range=[0, 1],
-        template="plotly_white",
+    _layout(
+        fig1,
+        f"Digits ResNet table, {epochs} epochs: mean regret vs evaluations (full training; "
+        "y from 0 to 1 pp, double-click to see all)",
+        "evaluations",
     )
     fig2 = go.Figure()
     for s in data["epochs"]:
@@ -87,14 +84,23 @@ def render(data: dict[str, Any], key: str = "", epochs: int = 12) -> dict[str, A
             legendgroup=s["group"],
             line={"color": colour[s["group"]], "dash": s["dash"]},
         )
-    fig2.update_layout(
-        title=f"Digits ResNet table, {epochs} epochs: mean regret vs epochs spent, ASHA "
-        "(solid) and full training (dotted); y from 0 to 1 pp",
-        xaxis_title="epochs spent",
+    _layout(
+        fig2,
+        f"Digits ResNet table, {epochs} epochs: mean regret vs epochs spent, ASHA (solid) "
+        "and full training (dotted); y from 0 to 1 pp",
+        "epochs spent",
+    )
+    evals_stem, epochs_stem = figure_stems(key)
+    return {evals_stem: fig1, epochs_stem: fig2}
+
+
+def _layout(fig: Any, title: str, xaxis_title: str) -> None:
+    """Both figures: regret in pp from 0 to 1 against a log x axis."""
+    fig.update_layout(
+        title=title,
+        xaxis_title=xaxis_title,
         yaxis_title="validation regret (pp)",
         xaxis_type="log",
         yaxis_range=[0, 1],
         template="plotly_white",
     )
-    evals_stem, epochs_stem = figure_stems(key)
-    return {evals_stem: fig1, epochs_stem: fig2}

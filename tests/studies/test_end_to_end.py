@@ -91,21 +91,28 @@ def test_digits_study_records_every_trial(db_url: str, tmp_path) -> None:
     assert study.best_config()["model"]["width"] == 16
 
 
-def test_asha_stopped_trials_are_pruned_not_complete(db_url: str, tmp_path) -> None:
+def _run_asha(name: str, xs: tuple[float, ...], db_url: str, tmp_path, **options) -> Study:
+    """Trials of the toy objective at ``xs`` in order, one at a time, under ASHA."""
     study = Study.create(
-        "asha", SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
+        name, SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
     )
-    for x in (0.9, 0.1, 0.2, 0.95):
+    for x in xs:
         study.optuna.enqueue_trial({"x": x})
     study.run(
         ToyTrainer(epochs=4),
         controller="random",
-        num_trials=4,
+        num_trials=len(xs),
         max_concurrent=1,
         scheduler="asha",
         run_dir=str(tmp_path / "runs"),
         progress=False,
+        **options,
     )
+    return study
+
+
+def test_asha_stopped_trials_are_pruned_not_complete(db_url: str, tmp_path) -> None:
+    _run_asha("asha", (0.9, 0.1, 0.2, 0.95), db_url, tmp_path)
     trials = optuna.load_study(study_name="asha", storage=db_url).trials
     by_x = {round(t.params["x"], 2): t for t in trials}
     assert by_x[0.9].state == TrialState.COMPLETE
@@ -119,20 +126,8 @@ def test_asha_stopped_trials_are_pruned_not_complete(db_url: str, tmp_path) -> N
 
 
 def test_asha_grace_period_is_kept_and_stored_for_resume(db_url: str, tmp_path) -> None:
-    study = Study.create(
-        "asha-grace", SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
-    )
-    for x in (0.9, 0.1):
-        study.optuna.enqueue_trial({"x": x})
-    study.run(
-        ToyTrainer(epochs=4),
-        controller="random",
-        num_trials=2,
-        max_concurrent=1,
-        scheduler="asha",
-        scheduler_options={"grace_period": 2},
-        run_dir=str(tmp_path / "runs"),
-        progress=False,
+    study = _run_asha(
+        "asha-grace", (0.9, 0.1), db_url, tmp_path, scheduler_options={"grace_period": 2}
     )
     by_x = {round(t.params["x"], 2): t for t in study.optuna.trials}
     # With grace 2 the first rung is at epoch 2: the weak trial runs 2 epochs, not 1.
