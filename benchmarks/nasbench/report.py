@@ -94,7 +94,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             "mean_unique": statistics.mean(r["unique"] for r in runs) if runs else None,
             "curve": curve,
         }
-    shares = [round(full_epochs * f) for f in ASHA_SHARES]
+    shares = asha_columns(result)
     for method, runs in result["runs"]["asha"].items():
         curve = _mean_curve(runs, "val_regret")
         # A variant ("evolution+use_pruned", "tpe@grace3") is matched against its base's
@@ -109,7 +109,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             # Runs recorded before repeats were answered from the record have no such key.
             "mean_repeats": _mean([r.get("repeats") for r in runs]),
             "mean_completed": statistics.mean(r["completed"] for r in runs),
-            "mean_val_regret": {str(e): curve[egrid.index(e)] for e in shares if e in egrid},
+            "mean_val_regret": {str(e): curve[egrid.index(e)] for e in shares},
             "full_regret_target": target,
             "epochs_to_match": match,
             "fraction_of_full": None if match is None else match / full_epochs,
@@ -118,6 +118,14 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
     table = result.get("table") or {}
     out["targets"] = targets(out, table.get("top_rows"), table.get("rows"))
     return out
+
+
+def asha_columns(result: dict[str, Any]) -> list[int]:
+    """The epoch budgets the ASHA table shows: :data:`ASHA_SHARES` of full training's
+    epochs that lie on the results' epoch grid."""
+    full_epochs = result["budget"] * result["asha"]["max_t"]
+    egrid = set(result["epoch_grid"])
+    return [e for e in (round(full_epochs * f) for f in ASHA_SHARES) if e in egrid]
 
 
 def base_method(method: str) -> str:
@@ -283,8 +291,7 @@ def asha_table(result: dict[str, Any]) -> str:
     """Regret against epochs under ASHA, and the epochs to match full training."""
     s, budget = result["summary"], result["budget"]
     full_epochs = budget * result["asha"]["max_t"]
-    egrid = set(result["epoch_grid"])
-    shown = [e for e in (round(full_epochs * f) for f in ASHA_SHARES) if e in egrid]
+    shown = asha_columns(result)
     lines = [
         "| method | seeds | trials trained | repeats answered | trained to max_t | "
         + " | ".join(f"mean regret @{e} epochs (pp)" for e in shown)
@@ -302,7 +309,7 @@ def asha_table(result: dict[str, Any]) -> str:
             f"{'-' if repeats is None else f'{repeats:.0f}'} | {row['mean_completed']:.1f} | "
             + " | ".join(_pp(row["mean_val_regret"].get(str(e))) for e in shown)
             + f" | {_pp(row['full_regret_target'])} | "
-            + (f"> {max(egrid, default=0)}" if match is None else share)
+            + (f"> {max(result['epoch_grid'], default=0)}" if match is None else share)
             + " |"
         )
     return "\n".join(lines)

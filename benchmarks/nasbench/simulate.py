@@ -47,9 +47,11 @@ from optuna.trial import TrialState
 from benchmarks.nasbench.table import Table
 from spaces import Categorical, Fixed, Int, SearchSpace
 from spaces.optuna_adapter import suggest
+from studies.recorder import MAX_REJECTIONS
 
-MAX_REPEATS = 1000  # answers from the record in a row before a reusing run stops, as in
-# studies.recorder (the controller has converged or the space is used up)
+# Answers from the record in a row before a reusing run stops: the bound Study.run uses
+# (the controller has converged or the space is used up).
+MAX_REPEATS = MAX_REJECTIONS
 
 Decode = Callable[[Mapping[str, Any]], dict[str, Any]]
 
