@@ -25,18 +25,15 @@ Rerun (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
-import os
-import shlex
 import statistics
 import sys
 import time
 from typing import Any
 
+import machine_info
 import numpy as np
 import optuna
-from synthetic import machine
+from synthetic import MODULES
 
 from search import list_controllers, make_controller
 from spaces import Categorical, Float, Int, SearchSpace
@@ -162,18 +159,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    chosen = args.methods or methods()
-    unknown = sorted(set(chosen) - set(methods()))
-    if unknown:
-        raise ValueError(f"Unknown method(s) {unknown}; choose from {methods()}.")
-    command = "nice .venv/bin/python benchmarks/ask_latency.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    chosen = machine_info.chosen_methods(args.methods, methods())
     out: dict[str, Any] = {
-        "benchmark": "ask_latency",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command.strip(),
-        "machine": machine(),
+        **machine_info.header(
+            "ask_latency", argv, MODULES, "nice .venv/bin/python benchmarks/ask_latency.py"
+        ),
         "space": SPACE.to_json() if hasattr(SPACE, "to_json") else repr(SPACE),
         "skipped": args.skip,
         "results": {},
@@ -186,9 +176,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             out["results"].setdefault(method, {})[str(n)] = r
             print(f"{method} n={n}: {r}", file=sys.stderr, flush=True)
             if args.json:
-                with open(args.json + ".tmp", "w", encoding="utf-8") as f:
-                    json.dump(out, f, indent=1)
-                os.replace(args.json + ".tmp", args.json)
+                machine_info.write_json(args.json, out, indent=1)
     print_table(out["results"], args.sizes)
     return out
 

@@ -8,13 +8,18 @@ Example:
 
 from __future__ import annotations
 
+import datetime
 import importlib
 import json
 import os
 import platform
+import shlex
 import subprocess
+import sys
 from collections.abc import Sequence
 from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the archtune checkout
 
 
 def machine(root: str, modules: Sequence[str]) -> dict[str, Any]:
@@ -65,8 +70,65 @@ def attach_and_save(
 ) -> None:
     """Put :func:`machine` (for this repository, plus ``facts``) in ``result["machine"]``,
     then write ``result`` as JSON to ``path`` when one is given."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    result["machine"] = {**machine(root, modules), **facts}
+    result["machine"] = {**machine(ROOT, modules), **facts}
     if path:
         with open(path, "w", encoding="utf-8") as f:
             json.dump(result, f, indent=2)
+
+
+def header(
+    benchmark: str,
+    argv: Sequence[str] | None,
+    modules: Sequence[str],
+    rerun: str,
+) -> dict[str, Any]:
+    """The opening keys of a results file: name, UTC date, the command, :func:`machine`.
+
+    Args:
+        benchmark: The benchmark's name.
+        argv: The script's arguments (None: ``sys.argv[1:]``).
+        modules: Modules whose versions to record.
+        rerun: How the script is run from the repository root, e.g.
+            ``"nice .venv/bin/python benchmarks/synthetic.py"``; the arguments follow it.
+
+    Example:
+        >>> header("x", ["--seeds", "3"], [], "python x.py")["command"]
+        'python x.py --seeds 3'
+    """
+    args = sys.argv[1:] if argv is None else list(argv)
+    return {
+        "benchmark": benchmark,
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": f"{rerun} {shlex.join(args)}".strip(),
+        "machine": machine(ROOT, modules),
+    }
+
+
+def chosen_methods(requested: Sequence[str] | None, valid: Sequence[str]) -> list[str]:
+    """The methods a run measures: ``requested`` (all of ``valid`` when None or empty).
+
+    Raises:
+        ValueError: for a name not in ``valid`` (the message lists the valid ones).
+
+    Example:
+        >>> chosen_methods(None, ["a", "b"]), chosen_methods(["b"], ["a", "b"])
+        (['a', 'b'], ['b'])
+    """
+    chosen = list(requested or valid)
+    unknown = sorted(set(chosen) - set(valid))
+    if unknown:
+        raise ValueError(f"Unknown method(s) {unknown}; choose from {list(valid)}.")
+    return chosen
+
+
+def write_json(path: str, result: Any, indent: int | None = None) -> None:
+    """Write ``result`` as JSON to ``path`` through a temporary file, so a crash mid-write
+    leaves the previous file whole. Compact separators when ``indent`` is None."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        if indent is None:
+            json.dump(result, f, separators=(",", ":"))
+        else:
+            json.dump(result, f, indent=indent)
+    os.replace(tmp, path)

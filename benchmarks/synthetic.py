@@ -23,11 +23,9 @@ Rerun (from the repository root)::
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import math
 import os
-import shlex
 import statistics
 import sys
 import time
@@ -124,10 +122,7 @@ def run_one(method: str, function: str, seed: int, budget: int) -> dict[str, Any
 
 
 # Reporting ------------------------------------------------------------------------------
-def machine() -> dict[str, Any]:
-    """Hardware, library versions and the archtune commit measured."""
-    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return machine_info.machine(root, ["optuna", "numpy", "cmaes", "scipy", "torch"])
+MODULES = ("optuna", "numpy", "cmaes", "scipy", "torch")  # versions kept with the results
 
 
 def summarise(runs: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, Any]:
@@ -184,18 +179,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    chosen = args.methods or methods()
-    unknown = sorted(set(chosen) - set(methods()))
-    if unknown:
-        raise ValueError(f"Unknown method(s) {unknown}; choose from {methods()}.")
-    command = "nice .venv/bin/python benchmarks/synthetic.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
+    chosen = machine_info.chosen_methods(args.methods, methods())
     result: dict[str, Any] = {
-        "benchmark": "synthetic",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command.strip(),
-        "machine": machine(),
+        **machine_info.header(
+            "synthetic", argv, MODULES, "nice .venv/bin/python benchmarks/synthetic.py"
+        ),
         "budget": args.budget,
         "checkpoints": list(CHECKPOINTS),
         "optima": {f: FUNCTIONS[f][2] for f in args.functions},
@@ -221,10 +209,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 print(f"{method} {function} seed={seed}: {r}", file=sys.stderr, flush=True)
                 result["runs"], result["summary"] = runs, summarise(runs)
                 if args.json:
-                    tmp = args.json + ".tmp"
-                    with open(tmp, "w", encoding="utf-8") as f:
-                        json.dump(result, f, indent=1)
-                    os.replace(tmp, args.json)
+                    machine_info.write_json(args.json, result, indent=1)
     result["runs"], result["summary"] = runs, summarise(runs)
     print_table(result["summary"])
     return result

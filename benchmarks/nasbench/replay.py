@@ -46,12 +46,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import datetime
 import json
 import math
 import multiprocessing
 import os
-import shlex
 import sys
 import time
 import warnings
@@ -229,23 +227,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def _save(path: str, result: dict[str, Any]) -> None:
-    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result, f, separators=(",", ":"))
-    os.replace(tmp, path)
-
-
 def _new_result(args: argparse.Namespace, table: Table, argv: list[str] | None) -> dict:
-    command = "nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py " + shlex.join(
-        sys.argv[1:] if argv is None else argv
-    )
     return {
-        "benchmark": "nasbench",
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": command.strip(),
-        "machine": machine_info.machine(ROOT, ["optuna", "numpy", "cmaes", "nni", "torch"]),
+        **machine_info.header(
+            "nasbench",
+            argv,
+            ["optuna", "numpy", "cmaes", "nni", "torch"],
+            "nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py",
+        ),
         "table": {
             "path": os.path.relpath(args.table, ROOT),
             **table.summary(),
@@ -275,6 +264,9 @@ _TABLE: Table | None = None  # the table a replay process searches
 
 def _init_worker(path: str) -> None:
     global _TABLE
+    import torch  # GPSampler fits its model with torch: one thread per replay process
+
+    torch.set_num_threads(1)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     _TABLE = Table.load(path)
 
@@ -309,10 +301,7 @@ def _replay_jobs(
     save: Callable[[], None],
     mapper: Callable[..., Any],
 ) -> None:
-    chosen = args.methods or methods()
-    unknown = sorted(set(chosen) - set(methods()))
-    if unknown:
-        raise ValueError(f"Unknown method(s) {unknown}; choose from {methods()}.")
+    chosen = machine_info.chosen_methods(args.methods, methods())
     settings = {
         "full": (full_run, args.budget),
         "asha": (partial(asha_run, grace=args.asha_grace), args.asha_epochs),
@@ -401,12 +390,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["command"] = old["command"] + " && " + result["command"]
         elif kept:
             result["command"] = old["command"]
-    _replay_all(args, table, result, lambda: _save(args.json, result))
+    _replay_all(args, table, result, lambda: machine_info.write_json(args.json, result))
     result["seeds"] = {
         k: {m: len(v) for m, v in runs.items()} for k, runs in result["runs"].items()
     }
     result["summary"] = report.summarise(result)
-    _save(args.json, result)
+    machine_info.write_json(args.json, result)
     print(report.markdown_tables(result))
     if args.write_docs:
         report.write_docs(result, ROOT)
