@@ -17,13 +17,22 @@ that holds, so ``archtune resume`` gives it its seed back.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
+
+MAX_PLANS = 1024  # plans of trials never told (a crashed driver) are dropped past this
+
+
+class _Plan(Protocol):
+    number: int  # the trial number the plan was made for
+
+
+PlanT = TypeVar("PlanT", bound=_Plan)
 
 
 class DefineByRunSampler(optuna.samplers.BaseSampler):
@@ -68,3 +77,25 @@ def resolve_seed(seed: Any) -> int:
     if seed < 0:
         raise ValueError(f"seed must be a non-negative int (or None), got {seed}.")
     return int(seed)
+
+
+def trial_plan(plans: dict[int, PlanT], trial: FrozenTrial, make: Callable[[], PlanT]) -> PlanT:
+    """The plan kept for ``trial`` in ``plans`` (by trial id), made by ``make`` when there is
+    none or it belongs to another trial number (a trial id reused by a new storage).
+
+    At most :data:`MAX_PLANS` are kept: past that the oldest, of a trial never told (its
+    driver crashed), is dropped.
+
+    Example:
+        >>> from types import SimpleNamespace
+        >>> plans, t = {}, SimpleNamespace(_trial_id=7, number=3)
+        >>> trial_plan(plans, t, lambda: SimpleNamespace(number=3)) is plans[7]
+        True
+    """
+    plan = plans.get(trial._trial_id)
+    if plan is None or plan.number != trial.number:
+        plan = make()
+        if len(plans) >= MAX_PLANS:
+            plans.pop(next(iter(plans)), None)
+        plans[trial._trial_id] = plan
+    return plan

@@ -79,14 +79,13 @@ from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from search.base import DefineByRunSampler, params_key, resolve_seed
+from search.base import DefineByRunSampler, params_key, resolve_seed, trial_plan
 from search.registry import register_controller
 from spaces.optuna_adapter import param_from_optuna
 from spaces.params import Param
 
 LINEAGE_ATTR = "archtune:evolution"
 MAX_ATTEMPTS = 16  # tournaments + mutations tried before a duplicate child is accepted
-_MAX_PLANS = 1024  # plans of trials never told (a crashed driver) are dropped past this
 
 
 @dataclass
@@ -172,13 +171,7 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         """The mutated value, else the parent's value, else a random one."""
-        plans = self._memo(study).plans
-        plan = plans.get(trial._trial_id)
-        if plan is None or plan.number != trial.number:
-            plan = self._plan(study, trial)
-            if len(plans) >= _MAX_PLANS:  # trials never told, e.g. after a crash
-                plans.pop(next(iter(plans)), None)
-            plans[trial._trial_id] = plan
+        plan = trial_plan(self._memo(study).plans, trial, lambda: self._plan(study, trial))
         mutated = param_name == plan.mutated
         value = plan.value if mutated else plan.params.get(param_name, _MISSING)
         param = _param(param_distribution)

@@ -76,7 +76,7 @@ from optuna.distributions import BaseDistribution, FloatDistribution, IntDistrib
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from search.base import DefineByRunSampler, resolve_seed
+from search.base import DefineByRunSampler, resolve_seed, trial_plan
 from search.registry import register_controller
 from spaces.nni_adapter import param_to_nni
 from spaces.optuna_adapter import param_from_optuna
@@ -84,7 +84,6 @@ from spaces.optuna_adapter import param_from_optuna
 ALGORITHMS = ("tpe", "evolution")
 MAX_CHOICES = 1000  # values of an int (log/step) written as an NNI choice
 MAX_ATTEMPTS = 8  # proposals drawn before a copy of an earlier trial is accepted
-_MAX_PLANS = 1024
 
 
 @dataclass
@@ -158,12 +157,7 @@ class NniTunerSampler(DefineByRunSampler):
     ) -> Any:
         """NNI's value when the parameter is in the modelled space, else a random one."""
         plans = self._plans.setdefault(study._storage, {})
-        plan = plans.get(trial._trial_id)
-        if plan is None or plan.number != trial.number:
-            plan = self._plan(study, trial)
-            if len(plans) >= _MAX_PLANS:  # trials never told, e.g. after a crash
-                plans.pop(next(iter(plans)), None)
-            plans[trial._trial_id] = plan
+        plan = trial_plan(plans, trial, lambda: self._plan(study, trial))
         param = param_from_optuna(param_distribution)
         if plan.space.get(param_name) == param_distribution and param_name in plan.proposal:
             value = plan.proposal[param_name]
