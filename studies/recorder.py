@@ -138,7 +138,7 @@ class Recorder:
             flat = suggest(trial, self.space)
             config = self.space.unflatten(flat)
             arch_id = self.space.arch_id(config)
-            config_key = params_key(flat)
+            config_key = params_key(trial.params)  # as stored: constants are not params
             earlier = self._completed().get(config_key) if self.reuse else None
             if earlier is not None:
                 self._answer_from_record(trial, arch_id, earlier)

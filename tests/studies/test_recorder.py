@@ -292,3 +292,16 @@ def test_without_reuse_repeats_are_trained(db_url: str) -> None:
     widths = [_train(rec, f"t{i}", 0.5)["width"] for i in range(6)]
     rec.close()
     assert len(widths) == 6 > len(set(widths)) and rec.repeated == 0
+
+
+def test_a_new_driver_answers_repeats_of_a_space_with_constants(db_url: str) -> None:
+    # The space fixes "act"; Optuna stores only the sampled "width", and a driver that
+    # reads the record back must still recognise the configuration.
+    rec = _reusing(db_url)
+    done = _train(rec, "t0", 0.7)
+    rec.close()
+    again = _reusing(db_url, seed=11)
+    again.study.enqueue_trial({"width": done["width"]})
+    again.ask("t1")
+    again.close()
+    assert again.repeated == 1
