@@ -51,6 +51,8 @@ class Experiment:
         scheduler: ``"fifo"``, ``"asha"`` or ``"median"``.
         scheduler_options: The scheduler's settings, e.g. ``{"grace_period": 3}`` (see
             :meth:`Study.run`).
+        resume_stopped: Train a repeat of a stopped configuration on from its checkpoint
+            (see :meth:`Study.run`).
         resources_per_trial: e.g. ``{"cpu": 1, "gpu": 0}``.
         storage: Database URL.
     """
@@ -66,6 +68,7 @@ class Experiment:
     max_concurrent: int = 2
     scheduler: str = "fifo"
     scheduler_options: dict[str, int] | None = None
+    resume_stopped: bool = False
     resources_per_trial: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
     storage: str = DEFAULT_STORAGE
 
@@ -99,6 +102,7 @@ class Experiment:
             max_concurrent=self.max_concurrent,
             scheduler=self.scheduler,
             scheduler_options=self.scheduler_options,
+            resume_stopped=self.resume_stopped,
             resources_per_trial=self.resources_per_trial,
             address=address,
             run_dir=run_dir,

@@ -28,6 +28,16 @@ only forward events to it, so the rules below are in one place:
   would only spend time; controllers still see it, as they would a retrained copy.
   PRUNED and FAIL trials are not reused (a scheduler may let a repeat go further; a
   failure may have been transient).
+- **Stopped repeats** (``resume=True``): a proposal that repeats a configuration a
+  scheduler stopped (PRUNED, same trainer, its checkpoint directory still there) goes on
+  from that trial's last checkpoint instead of from scratch: the config sent to Ray
+  carries the directory under :data:`~studies.trial.RESUME_KEY`, the new trial is marked
+  ``archtune:resumed_from`` (that trial's number) and gets its intermediate values, and
+  the scheduler judges it again at its next report. A re-proposal is then a request to
+  promote the stopped trial, as in asynchronous successive halving's promotions (Li et
+  al., "A System for Massively Parallel Hyperparameter Tuning", MLSys 2020), and costs
+  only the epochs it trains beyond the checkpoint. The per-epoch metric rows of the
+  epochs before it stay with the trial it went on from.
 
 Not thread-safe: Ray Tune calls searchers and callbacks from its single driver loop.
 ``ask`` writes at once (the controller needs the history); the per-epoch and
@@ -39,6 +49,7 @@ off Ray Tune's loop: call :meth:`Recorder.flush` before reading them, and
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -53,11 +64,12 @@ from studies.records import (
     ATTR_ERROR,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
+    ATTR_RESUMED_FROM,
     ATTR_TRACEBACK,
     ATTR_TRAINER_ID,
 )
 from studies.storage import Storage
-from studies.trial import ERROR_KEY, TRACEBACK_KEY
+from studies.trial import ERROR_KEY, RESUME_KEY, TRACEBACK_KEY
 from studies.writer import OrderedWriter
 from trainers.base import ATTR_CHECKPOINT
 
@@ -84,6 +96,7 @@ class Recorder:
         trainer_id: Identity of the trainer (recorded on each trial); results are
             reused only from trials of the same trainer.
         reuse: Answer repeats of completed configurations from the record (above).
+        resume: Train repeats of stopped configurations on from their checkpoint (above).
     """
 
     def __init__(
@@ -98,6 +111,7 @@ class Recorder:
         stats: Callable[[Mapping[str, Any], set[str]], Mapping[str, float]] | None = None,
         trainer_id: str | None = None,
         reuse: bool = False,
+        resume: bool = False,
     ) -> None:
         self.study = study
         self.storage = storage
@@ -109,10 +123,15 @@ class Recorder:
         self.stats = stats
         self.trainer_id = trainer_id
         self.reuse = reuse
+        self.resume = resume
         self.rejected = 0
         self.repeated = 0
+        self.resumed = 0
         # {config key: (number, values, checkpoint)} of completed trials, built on first use.
         self._done: dict[frozenset[Any], tuple[int, list[float], str | None]] | None = None
+        # {config key: (number, intermediate values, checkpoint)} of stopped ones (resume).
+        self._pruned: dict[frozenset[Any], tuple[int, dict[int, float], str]] | None = None
+        self._curves: dict[str, dict[int, float]] = {}  # intermediate values of open trials
         self._keys: dict[str, frozenset[Any]] = {}
         self._open: dict[str, optuna.Trial] = {}
         self._configs: dict[str, dict[str, Any]] = {}
@@ -129,6 +148,7 @@ class Recorder:
         in ``archtune:rejected``) without training, repeats of completed configurations
         are answered from the record (with ``reuse``), and the controller is asked
         again; after :data:`MAX_REJECTIONS` such proposals in a row the search stops.
+        With ``resume``, a repeat of a stopped configuration goes on from its checkpoint.
         """
         if self.asked >= self.num_trials:
             return None
@@ -154,8 +174,9 @@ class Recorder:
                 self._open[key] = trial
                 self._configs[key] = config
                 self._keys[key] = config_key
+                self._curves[key] = {}
                 self.asked += 1
-                return config
+                return self._resumed(key, trial, config, config_key)
             self.rejected += 1
             rejected += 1
             trial.set_user_attr(ATTR_ARCH_ID, arch_id)
@@ -187,6 +208,33 @@ class Recorder:
                 entry = (t.number, list(t.values), attrs.get(ATTR_CHECKPOINT))
                 self._done.setdefault(params_key(t.params), entry)
         return self._done
+
+    def _stopped(self) -> dict[frozenset[Any], tuple[int, dict[int, float], str]]:
+        """Stopped trials of this trainer with a checkpoint, by configuration (read from
+        the study once); of several, the latest (it went furthest)."""
+        if self._pruned is None:
+            self._pruned = {}
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
+                path = t.user_attrs.get(ATTR_CHECKPOINT)
+                if path and t.user_attrs.get(ATTR_TRAINER_ID) == self.trainer_id:
+                    entry = (t.number, dict(t.intermediate_values), path)
+                    self._pruned[params_key(t.params)] = entry
+        return self._pruned
+
+    def _resumed(
+        self, key: str, trial: optuna.Trial, config: dict[str, Any], config_key: frozenset[Any]
+    ) -> dict[str, Any]:
+        """``config`` for Ray: with the checkpoint of the stopped trial it repeats (resume)."""
+        stopped = self._stopped().get(config_key) if self.resume else None
+        if stopped is None or not os.path.isdir(stopped[2]):
+            return config  # a checkpoint on storage this driver cannot see: from scratch
+        number, curve, path = stopped
+        self.resumed += 1
+        self._writer.submit(trial.set_user_attr, ATTR_RESUMED_FROM, number)
+        for step, value in sorted(curve.items()):
+            self._writer.submit(trial.report, value, step)
+        self._curves[key] = dict(curve)
+        return {**config, RESUME_KEY: path}
 
     def _answer_from_record(
         self, trial: optuna.Trial, arch_id: str, earlier: tuple[int, list[float], str | None]
@@ -227,6 +275,8 @@ class Recorder:
         value = result.get(self.objective)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             value = None
+        elif self.resume:
+            self._curves[key][step] = float(value)
         self._writer.submit(self._write_epoch, trial, step, metrics, value)
 
     def _write_epoch(
@@ -297,9 +347,12 @@ class Recorder:
         self._last_step.pop(key, None)
         self._configs.pop(key, None)
         config_key = self._keys.pop(key, None)
+        curve = self._curves.pop(key, {})
         attrs = dict(attrs or {})
         if key in self._checkpoints:
             attrs[ATTR_CHECKPOINT] = self._checkpoints.pop(key)
+        if self.resume and state == TrialState.PRUNED and config_key and ATTR_CHECKPOINT in attrs:
+            self._stopped()[config_key] = (trial.number, curve, attrs[ATTR_CHECKPOINT])
         if self.reuse and state == TrialState.COMPLETE and config_key and values is not None:
             # Known at once, so a repeat asked before the write lands is still answered.
             entry = (trial.number, [values], attrs.get(ATTR_CHECKPOINT))

@@ -33,6 +33,7 @@ ATTR_ARCH_ID = "archtune:arch_id"
 ATTR_REJECTED = "archtune:rejected"
 ATTR_REPEAT_OF = "archtune:repeat_of"  # number of the trial whose result a repeat reuses
 ATTR_TRAINER_ID = "archtune:trainer_id"  # which trainer produced a trial's result
+ATTR_RESUMED_FROM = "archtune:resumed_from"  # number of the stopped trial a trial went on from
 # ATTR_CHECKPOINT ("archtune:checkpoint") is defined in trainers.base, which reads it.
 
 

@@ -48,6 +48,7 @@ class RunSettings:
     max_retries: int = 2
     reuse_finished: bool = True
     scheduler_options: dict[str, int] | None = None
+    resume_stopped: bool = False
 
     @classmethod
     def validated(
@@ -62,6 +63,7 @@ class RunSettings:
         max_retries: Any = 2,
         reuse_finished: Any = True,
         scheduler_options: Any = None,
+        resume_stopped: Any = False,
     ) -> RunSettings:
         """Check every setting, raising ``ValueError`` that says how to fix it."""
         for label, v in (("num_trials", num_trials), ("max_concurrent", max_concurrent)):
@@ -72,8 +74,10 @@ class RunSettings:
                 f"max_retries must be an integer >= 0 (restarts of a trial whose worker "
                 f"died), got {max_retries!r}."
             )
-        if not isinstance(reuse_finished, bool):
-            raise ValueError(f"reuse_finished must be True or False, got {reuse_finished!r}.")
+        flags = {"reuse_finished": reuse_finished, "resume_stopped": resume_stopped}
+        for label, flag in flags.items():
+            if not isinstance(flag, bool):
+                raise ValueError(f"{label} must be True or False, got {flag!r}.")
         scheduler = scheduler or "fifo"
         if scheduler not in SCHEDULERS:
             raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {list(SCHEDULERS)}.")
@@ -103,6 +107,7 @@ class RunSettings:
             max_retries,
             reuse_finished,
             options,
+            resume_stopped,
         )
 
     def to_json(self, finished_before: int) -> dict[str, Any]:
@@ -190,10 +195,12 @@ def _scheduler(settings: RunSettings, trainer: Trainer) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
     options = scheduler_settings(settings.scheduler, settings.scheduler_options)
+    # A trial that goes on from a stopped one's checkpoint starts at its epoch, not at 1.
+    time_attr = "epoch" if settings.resume_stopped else "training_iteration"
     if settings.scheduler == "asha":
-        return ASHAScheduler(time_attr="training_iteration", max_t=trainer.max_epochs, **options)
+        return ASHAScheduler(time_attr=time_attr, max_t=trainer.max_epochs, **options)
     if settings.scheduler == "median":
-        return MedianStoppingRule(time_attr="training_iteration", **options)
+        return MedianStoppingRule(time_attr=time_attr, **options)
     return FIFOScheduler()
 
 
@@ -268,6 +275,7 @@ def _run(
         stats=_stats_fn(trainer, space) if space.constraints else None,
         trainer_id=trainer_id(trainer),
         reuse=settings.reuse_finished,
+        resume=settings.resume_stopped,
     )
     started = _start_ray(settings.address, settings.resources_per_trial)
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}

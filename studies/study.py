@@ -198,6 +198,7 @@ class Study:
         max_retries: int = 2,
         reuse_finished: bool = True,
         scheduler_options: Mapping[str, int] | None = None,
+        resume_stopped: bool = False,
     ) -> None:
         """Run ``num_trials`` more trials on Ray Tune, recording each as it ends.
 
@@ -228,6 +229,15 @@ class Study:
                 ``archtune:repeat_of``, no training) instead of training it again;
                 repeats do not count towards ``num_trials``. Turn off for a noisy
                 objective whose repeats you want measured again.
+            resume_stopped: Train a proposal that repeats a configuration the scheduler
+                stopped on from that trial's last checkpoint (marked
+                ``archtune:resumed_from``) instead of from scratch; the scheduler judges
+                it again at its next report, so a controller's re-proposal acts as a
+                request to promote the stopped trial (as in ASHA's promotions) and costs
+                only the epochs beyond the checkpoint. The trainer must report
+                ``"epoch"`` (the schedulers then count epochs by it) and checkpoint each
+                epoch, as ``ImageClassifier`` does; Ray's run directory must be on storage
+                the driver can read. Off by default.
 
         Raises:
             ValueError / TypeError: on a bad argument, before anything runs.
@@ -270,7 +280,14 @@ class Study:
             max_retries,
             reuse_finished,
             scheduler_options,
+            resume_stopped,
         )
+        if settings.resume_stopped and "epoch" not in trainer.metrics:
+            raise ValueError(
+                f"resume_stopped needs a trainer that reports 'epoch'; "
+                f"{type(trainer).__name__} reports {list(trainer.metrics)}. Report the epoch "
+                "number (and a checkpoint) each epoch, or leave resume_stopped off."
+            )
         grace = (settings.scheduler_options or {}).get("grace_period", 1)
         if grace > trainer.max_epochs:
             raise ValueError(
@@ -324,6 +341,7 @@ class Study:
             max_retries=run.get("max_retries", 2),
             reuse_finished=run.get("reuse_finished", True),
             scheduler_options=run.get("scheduler_options"),
+            resume_stopped=run.get("resume_stopped", False),
             progress=progress,
         )
         return remaining

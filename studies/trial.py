@@ -24,6 +24,9 @@ from trainers.distributed import WorkerDied
 # Keys of the last report of a trial whose trainer raised: the driver records it FAIL.
 ERROR_KEY = "archtune_error"
 TRACEBACK_KEY = "archtune_traceback"
+# Config key (removed before the trainer sees the config) naming the checkpoint directory
+# of a stopped trial this trial goes on from (``Study.run(resume_stopped=True)``).
+RESUME_KEY = "archtune_resume_from"
 
 
 class TuneSession:
@@ -31,10 +34,13 @@ class TuneSession:
 
     Args:
         workers: Data-parallel workers the trial runs on (``trainers.distributed``).
+        resume_from: Checkpoint directory of a stopped trial to go on from, when Ray has
+            no checkpoint of this trial's own (a restart after a lost worker has one).
     """
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int = 1, resume_from: str | None = None) -> None:
         self.workers = workers
+        self.resume_from = resume_from
 
     def report(
         self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None
@@ -52,13 +58,17 @@ class TuneSession:
     def restore(self) -> dict[str, Any] | None:
         checkpoint = tune.get_checkpoint()
         if checkpoint is None:
-            return None
-        import torch
-
-        from trainers.checkpoint import CHECKPOINT_FILE
-
+            return None if self.resume_from is None else _load(self.resume_from)
         with checkpoint.as_directory() as d:
-            return torch.load(os.path.join(d, CHECKPOINT_FILE), weights_only=False)
+            return _load(d)
+
+
+def _load(directory: str) -> dict[str, Any]:
+    import torch
+
+    from trainers.checkpoint import CHECKPOINT_FILE
+
+    return torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=False)
 
 
 def make_trainable(
@@ -77,8 +87,10 @@ def make_trainable(
         torch = sys.modules.get("torch")  # loaded by a torch trainer when it was unpickled
         if torch is not None:
             torch.set_num_threads(max(1, threads))
+        config = dict(config)
+        session = TuneSession(workers, resume_from=config.pop(RESUME_KEY, None))
         try:
-            trainer.run(config, space, TuneSession(workers))
+            trainer.run(config, space, session)
         except (RayActorError, WorkerDied):
             raise  # a data-parallel worker of the trial died: Ray retries the trial
         except Exception as e:

@@ -94,7 +94,11 @@ def _setup(result: dict[str, Any]) -> list[str]:
         "incumbent is the best network trained to max_t. "
         + (
             "As in `Study.run`, a repeat of a network already trained to max_t is answered "
-            "from the record at no cost (a repeat of a stopped one is trained again). "
+            "from the record at no cost. A repeat of a stopped one is trained again, from "
+            "scratch; a method named `NAME+resume` has it go on from the epoch it was "
+            "stopped at, as `Study.run(resume_stopped=True)` does: it pays only the epochs "
+            "beyond it, and ASHA (counting epochs) judges its first report at the rung it "
+            "was stopped at. "
             if result["asha"].get("reuse")
             else ""
         )

@@ -82,7 +82,18 @@ SLOW = ("nni-tpe", "nni-evolution", "optuna-tpe")
 GP = ("gp",)
 # Run under ASHA only: a documented option that suits a scheduler that stops trials, and
 # methods with another grace period (``@graceN``: ``scheduler_options={"grace_period": N}``).
-ASHA_ONLY = ("evolution+use_pruned", "evolution@grace3", "random@grace3", "tpe@grace3")
+# ``NAME+resume``: a repeat of a stopped network goes on from its checkpoint
+# (``Study.run(resume_stopped=True)``).
+ASHA_ONLY = (
+    "evolution+use_pruned",
+    "evolution@grace3",
+    "random@grace3",
+    "tpe@grace3",
+    "evolution+resume",
+    "evolution+resume@grace3",
+    "random+resume@grace3",
+)
+RESUME = "+resume"
 SAVE_EVERY_S = 30.0  # results are written this often, and after each method
 
 
@@ -164,9 +175,17 @@ def asha_run(
     A method ``"NAME@graceN"`` runs ``NAME`` with grace ``N`` instead of ``grace``.
     """
     base, own_grace = split_grace(method)
+    resume = base.endswith(RESUME)
+    base = base.removesuffix(RESUME)
     sampler = make_sampler(base, seed, asha=True)
     r = simulate.run_asha(
-        table, sampler, epoch_budget, grace=own_grace or grace, ordinal=base in ORDINAL, reuse=True
+        table,
+        sampler,
+        epoch_budget,
+        grace=own_grace or grace,
+        ordinal=base in ORDINAL,
+        reuse=True,
+        resume=resume,
     )
     grid = [table.epochs * g for g in EVAL_GRID if table.epochs * g <= epoch_budget]
     return {
@@ -175,6 +194,7 @@ def asha_run(
         "repeats": r["repeats"],
         "completed": r["completed"],
         "stops": r["stops"],
+        "resumed": r["resumed"],
         "val_regret": [_num(v) for v in simulate.on_grid(r["epochs"], r["val_regret"], grid)],
         "test_regret_final": _num(r["test_regret"][-1]),
         "wall_seconds": round(r["wall_seconds"], 2),
@@ -207,7 +227,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--asha-seeds", type=int, default=100, help="seeds per method, ASHA (100)")
     p.add_argument("--slow-seeds", type=int, default=30, help=f"seeds for {SLOW} (30)")
     p.add_argument("--slow-asha-seeds", type=int, default=30, help="their ASHA seeds (30)")
-    p.add_argument("--gp-seeds", type=int, default=10, help="seeds for gp (10; no ASHA)")
+    p.add_argument("--gp-seeds", type=int, default=30, help="seeds for gp (30; no ASHA)")
     p.add_argument("--budget", type=int, default=200, help="full-training evaluations (200)")
     p.add_argument(
         "--asha-epochs",

@@ -40,6 +40,9 @@ DESCRIPTIONS = {
     "evolution@grace3": "`evolution`, ASHA grace period 3 epochs",
     "random@grace3": "`random`, ASHA grace period 3 epochs",
     "tpe@grace3": "`tpe`, ASHA grace period 3 epochs",
+    "evolution+resume": "`evolution`, stopped networks proposed again go on from their checkpoint",
+    "evolution+resume@grace3": "`evolution+resume`, ASHA grace period 3 epochs",
+    "random+resume@grace3": "`random+resume`, ASHA grace period 3 epochs",
     **SAME_AS_PEER,
 }
 ASHA_SHARES = (1 / 8, 1 / 4, 1 / 2, 1)  # of full training's epochs, for the ASHA table
@@ -108,6 +111,7 @@ def summarise(result: dict[str, Any]) -> dict[str, Any]:
             "mean_trials": statistics.mean(r["trials"] for r in runs),
             # Runs recorded before repeats were answered from the record have no such key.
             "mean_repeats": _mean([r.get("repeats") for r in runs]),
+            "mean_resumed": _mean([r.get("resumed") for r in runs]),
             "mean_completed": statistics.mean(r["completed"] for r in runs),
             "mean_val_regret": {str(e): curve[egrid.index(e)] for e in shares},
             "full_regret_target": target,
@@ -293,19 +297,21 @@ def asha_table(result: dict[str, Any]) -> str:
     full_epochs = budget * result["asha"]["max_t"]
     shown = asha_columns(result)
     lines = [
-        "| method | seeds | trials trained | repeats answered | trained to max_t | "
+        "| method | seeds | trials trained | of them resumed | repeats answered | "
+        "trained to max_t | "
         + " | ".join(f"mean regret @{e} epochs (pp)" for e in shown)
         + f" | full-training regret @{budget} (pp) | epochs to match it (share of "
         f"{full_epochs}) |",
-        "|---|---:|---:|---:|---:|" + "---:|" * len(shown) + "---:|---:|",
+        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(shown) + "---:|---:|",
     ]
     for m in sorted(s["asha"], key=lambda m: (_key(s["asha"][m]["epochs_to_match"]), m)):
         row = s["asha"][m]
         match = row["epochs_to_match"]
         share = "-" if match is None else f"{match} ({row['fraction_of_full']:.2f})"
-        repeats = row.get("mean_repeats")
+        repeats, resumed = row.get("mean_repeats"), row.get("mean_resumed")
         lines.append(
             f"| `{m}` | {row['seeds']} | {row['mean_trials']:.0f} | "
+            f"{'-' if resumed is None else f'{resumed:.0f}'} | "
             f"{'-' if repeats is None else f'{repeats:.0f}'} | {row['mean_completed']:.1f} | "
             + " | ".join(_pp(row["mean_val_regret"].get(str(e))) for e in shown)
             + f" | {_pp(row['full_regret_target'])} | "

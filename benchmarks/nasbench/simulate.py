@@ -173,20 +173,34 @@ def rungs(grace: int, eta: int, max_t: int) -> list[int]:
 
 
 def asha_stop_epoch(
-    curve: list[float], recorded: dict[int, list[float]], eta: int, max_t: int
+    curve: list[float], recorded: dict[int, list[float]], eta: int, max_t: int, start: int = 0
 ) -> int:
     """The epoch at which ASHA stops a trial with validation ``curve`` (``max_t``: never).
 
-    Records the trial's value at each rung it reaches in ``recorded`` (mutated), then
-    compares it with the ``1 - 1/eta`` quantile of the values recorded there before it.
+    The trial reports epochs ``start + 1`` on (``start`` > 0: it goes on from a stopped
+    trial's checkpoint). As Ray's ASHA does, each report is judged at the highest rung it
+    has reached that this trial was not judged at yet: the trial's value is recorded in
+    ``recorded`` (mutated) and compared with the ``1 - 1/eta`` quantile of the values
+    recorded there before it. From epoch 0 that is each rung at its own epoch; a trial
+    going on from a rung is judged there again, with its next epoch's value.
+
+    Example:
+        >>> recorded = {1: [0.5, 0.9], 3: [0.7]}
+        >>> asha_stop_epoch([0.6, 0.7, 0.8, 0.9], recorded, 3, 4, start=1)  # 0.7 < 0.77
+        2
     """
-    for rung in sorted(recorded):
-        value = curve[rung - 1]
+    judged: set[int] = set()
+    for epoch in range(start + 1, max_t + 1):
+        rung = max((r for r in recorded if r <= epoch), default=None)
+        if rung is None or rung in judged:
+            continue
+        judged.add(rung)
+        value = curve[epoch - 1]
         before = recorded[rung]
         cutoff = float(np.quantile(before, 1 - 1 / eta)) if before else -math.inf
         before.append(value)
         if value < cutoff:
-            return rung
+            return epoch
     return max_t
 
 
@@ -198,20 +212,24 @@ def run_asha(
     eta: int = 3,
     ordinal: bool = False,
     reuse: bool = False,
+    resume: bool = False,
 ) -> dict[str, Any]:
     """Propose and train under ASHA until ``epoch_budget`` epochs are spent.
 
     With ``reuse`` (what ``Study.run(reuse_finished=True)``, the default, does), a
     proposal of an architecture already trained to ``max_t`` is answered from the record:
     told its final value at no cost, never seen by ASHA, and not counted in ``trials``. A
-    repeat of a stopped one is trained again (ASHA may let it further now). The run ends
-    early after :data:`MAX_REPEATS` answers in a row.
+    repeat of a stopped one is trained again (ASHA may let it further now), from scratch,
+    or with ``resume`` (``Study.run(resume_stopped=True)``) on from the epoch it was
+    stopped at, paying only the epochs beyond it (see :func:`asha_stop_epoch`). The run
+    ends early after :data:`MAX_REPEATS` answers in a row.
 
     Returns:
         ``epochs`` (cumulative epochs after each trial), ``val_regret`` and
         ``test_regret`` after each trial (NaN before the first trial reaches ``max_t``),
         ``trials``, ``completed`` (trained to ``max_t``), ``stops`` (``{epoch: trials
-        stopped there}``), ``repeats`` (answered from the record) and ``wall_seconds``.
+        stopped there}``), ``repeats`` (answered from the record), ``resumed`` (trials
+        that went on from a stopped one) and ``wall_seconds``.
     """
     space, decode = ordinal_space(table.space) if ordinal else (table.space, _identity)
     max_t = table.epochs
@@ -222,7 +240,8 @@ def run_asha(
     out: dict[str, Any] = {"epochs": [], "val_regret": [], "test_regret": []}
     stops: dict[int, int] = {}
     done: set[str] = set()
-    out["repeats"] = in_a_row = 0
+    stopped: dict[str, int] = {}  # architecture -> the epoch ASHA last stopped it at
+    out["repeats"] = out["resumed"] = in_a_row = 0
     while used < epoch_budget and in_a_row < MAX_REPEATS:
         trial, row = _propose(study, table, space, decode)
         if reuse and row["arch_id"] in done:
@@ -231,12 +250,15 @@ def run_asha(
             in_a_row += 1
             continue
         in_a_row = 0
-        stop = asha_stop_epoch(row["val_acc"], recorded, eta, max_t)
-        for epoch in range(1, stop + 1):
+        start = stopped.get(row["arch_id"], 0) if resume else 0
+        out["resumed"] += start > 0
+        stop = asha_stop_epoch(row["val_acc"], recorded, eta, max_t, start)
+        for epoch in range(1, stop + 1):  # those before ``start`` carried over, as archtune does
             trial.report(row["val_acc"][epoch - 1], epoch)
-        used += stop
+        used += stop - start
         stops[stop] = stops.get(stop, 0) + 1
         if stop < max_t:
+            stopped[row["arch_id"]] = stop
             study.tell(trial, state=TrialState.PRUNED)
         else:
             value = row["val_acc"][-1]

@@ -146,6 +146,33 @@ def test_asha_with_reuse_answers_repeats_of_completed_networks_for_free() -> Non
     assert again["epochs"][:2] == [4, 8] and again["repeats"] == 0
 
 
+def test_asha_with_resume_a_stopped_network_goes_on_from_where_it_stopped() -> None:
+    curves = {
+        0: [0.50, 0.60, 0.70, 0.80],
+        1: [0.40, 0.70, 0.80, 0.90],  # slow starter, the best
+        2: [0.30, 0.35, 0.40, 0.45],
+    }
+    space = SearchSpace({"a": Categorical([0, 1, 2])})
+    rows = [
+        {"config": {"a": a}, "val_acc": c, "test_acc": c, "train_seconds": [1.0] * 4}
+        for a, c in curves.items()
+    ]
+    table = Table.from_dict(make_table_dict(space, rows))
+    script = [{"a": a} for a in (0, 1, 2, 1)]
+    # grace 1, eta 2, max_t 4: rungs at epochs 1 and 2. 0 runs 4 epochs; 1 and 2 stop at
+    # rung 1 (0.40 < 0.50, 0.30 < 0.45). 1 again goes on from epoch 1: its first report
+    # (epoch 2) is judged at rung 2 (0.70 >= 0.60), and it runs to epoch 4: 3 epochs.
+    run = simulate.run_asha(
+        table, Scripted(script), epoch_budget=9, grace=1, eta=2, reuse=True, resume=True
+    )
+    assert run["epochs"] == [4, 5, 6, 9]
+    assert run["resumed"] == 1 and run["completed"] == 2
+    assert run["val_regret"][-1] == pytest.approx(0.0)
+    # From scratch the repeat costs all 4 epochs (it passes rung 1 now: 0.40 >= 0.40).
+    again = simulate.run_asha(table, Scripted(script), epoch_budget=10, grace=1, eta=2)
+    assert again["epochs"] == [4, 5, 6, 10] and again["resumed"] == 0
+
+
 def test_asha_with_reuse_stops_when_only_repeats_come() -> None:
     space = SearchSpace({"a": Categorical([0])})
     row = {

@@ -15,6 +15,7 @@ from studies.records import (
     ATTR_ERROR,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
+    ATTR_RESUMED_FROM,
     ATTR_RUN,
     ATTR_TRACEBACK,
 )
@@ -91,15 +92,21 @@ def test_digits_study_records_every_trial(db_url: str, tmp_path) -> None:
     assert study.best_config()["model"]["width"] == 16
 
 
-def _run_asha(name: str, xs: tuple[float, ...], db_url: str, tmp_path, **options) -> Study:
+def _run_asha(
+    name: str, xs: tuple[float, ...], db_url: str, tmp_path, trainer=None, **options
+) -> Study:
     """Trials of the toy objective at ``xs`` in order, one at a time, under ASHA."""
     study = Study.create(
-        name, SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
+        name,
+        SearchSpace({"x": Float(0.0, 1.0)}),
+        objective="score",
+        storage=db_url,
+        load_if_exists=True,
     )
     for x in xs:
         study.optuna.enqueue_trial({"x": x})
     study.run(
-        ToyTrainer(epochs=4),
+        trainer or ToyTrainer(epochs=4),
         controller="random",
         num_trials=len(xs),
         max_concurrent=1,
@@ -136,6 +143,25 @@ def test_asha_grace_period_is_kept_and_stored_for_resume(db_url: str, tmp_path) 
     assert by_x[0.9].state == TrialState.COMPLETE
     run = json.loads(study.optuna.user_attrs[ATTR_RUN])
     assert run["scheduler_options"] == {"grace_period": 2, "reduction_factor": 3, "brackets": 1}
+
+
+def test_a_stopped_trial_proposed_again_goes_on_from_its_checkpoint(db_url: str, tmp_path) -> None:
+    # Checkpoints every epoch, resumes from a checkpoint, reports where it started from.
+    trainer = DyingTrainer(str(tmp_path), die_after=0, epochs=4)
+    study = _run_asha("asha-resume", (0.9, 0.1), db_url, tmp_path, trainer, resume_stopped=True)
+    stopped = study.optuna.trials[1]
+    assert stopped.state == TrialState.PRUNED and stopped.intermediate_values == {1: 0.1}
+    # The controller proposes it again in a new run, whose fresh ASHA (no other trial at
+    # its rungs) lets it go on to max_t.
+    _run_asha("asha-resume", (0.1,), db_url, tmp_path, trainer, resume_stopped=True)
+    again = study.optuna.trials[-1]
+    assert again.user_attrs[ATTR_RESUMED_FROM] == stopped.number
+    assert again.state == TrialState.COMPLETE
+    assert again.intermediate_values == {1: 0.1, 2: 0.1, 3: 0.1, 4: 0.1}
+    # It trained epochs 2 to 4 only, from the checkpoint of epoch 1.
+    record = load_study_record(open_storage(db_url), "asha-resume")
+    assert record.trials[again.number].metrics["resumed_from"] == [(2, 1), (3, 1), (4, 1)]
+    assert json.loads(study.optuna.user_attrs[ATTR_RUN])["resume_stopped"] is True
 
 
 def test_resume_fails_stale_trials_and_runs_the_rest(db_url: str, tmp_path) -> None:

@@ -17,11 +17,13 @@ from studies.records import (
     ATTR_ERROR,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
+    ATTR_RESUMED_FROM,
     ATTR_TRACEBACK,
     ATTR_TRAINER_ID,
     load_study_record,
 )
 from studies.storage import open_storage
+from studies.trial import RESUME_KEY
 from trainers.base import ATTR_CHECKPOINT
 
 
@@ -211,7 +213,9 @@ def test_a_proposal_whose_statistics_fail_is_rejected_not_fatal(db_url: str) -> 
     rec.close()
 
 
-def _reusing(db_url: str, trainer_id: str = "A", reuse: bool = True, seed: int = 3) -> Recorder:
+def _reusing(
+    db_url: str, trainer_id: str = "A", reuse: bool = True, seed: int = 3, resume: bool = False
+) -> Recorder:
     storage = open_storage(db_url)
     study = optuna.create_study(
         study_name="rep",
@@ -230,6 +234,7 @@ def _reusing(db_url: str, trainer_id: str = "A", reuse: bool = True, seed: int =
         num_trials=10,
         trainer_id=trainer_id,
         reuse=reuse,
+        resume=resume,
     )
 
 
@@ -292,6 +297,80 @@ def test_without_reuse_repeats_are_trained(db_url: str) -> None:
     widths = [_train(rec, f"t{i}", 0.5)["width"] for i in range(6)]
     rec.close()
     assert len(widths) == 6 > len(set(widths)) and rec.repeated == 0
+
+
+def _stop(rec: Recorder, key: str, checkpoint: str, epoch: int = 1) -> dict:
+    """Train ``key`` until a scheduler stops it after ``epoch`` (of 2): PRUNED."""
+    config = rec.ask(key)
+    assert config is not None
+    for e in range(1, epoch + 1):
+        last = _report(rec, key, e, 0.1 * e)
+    rec.checkpoint(key, checkpoint)
+    rec.complete(key, last)
+    return config
+
+
+def _repeat(rec: Recorder, config: dict, key: str = "again") -> dict:
+    """What ``rec`` sends to Ray when the controller proposes ``config`` again."""
+    rec.study.enqueue_trial({"width": config["width"]})
+    out = rec.ask(key)
+    assert out is not None
+    return out
+
+
+def test_a_repeat_of_a_stopped_trial_goes_on_from_its_checkpoint(db_url: str, tmp_path) -> None:
+    rec = _reusing(db_url, resume=True)
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    stopped = _stop(rec, "t0", str(ckpt))
+    config = _repeat(rec, stopped, "t1")
+    assert config.pop(RESUME_KEY) == str(ckpt) and config == stopped
+    rec.complete("t1", _report(rec, "t1", 2, 0.8))  # trains epoch 2 only, then completes
+    rec.close()
+    assert rec.resumed == 1 and rec.asked == 2
+    first, second = optuna.load_study(study_name="rep", storage=db_url).trials
+    assert first.state == TrialState.PRUNED
+    assert second.state == TrialState.COMPLETE and second.value == pytest.approx(0.8)
+    assert second.user_attrs[ATTR_RESUMED_FROM] == first.number
+    # The epochs before the checkpoint are carried over, so the curve is whole.
+    assert second.intermediate_values == pytest.approx({1: 0.1, 2: 0.8})
+
+
+def test_a_trial_resumed_and_stopped_again_is_the_one_to_go_on_from(db_url: str, tmp_path) -> None:
+    rec = _reusing(db_url, resume=True)
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir()
+    second.mkdir()
+    stopped = _stop(rec, "t0", str(first))
+    assert _repeat(rec, stopped, "t1")[RESUME_KEY] == str(first)
+    rec.checkpoint("t1", str(second))
+    rec.complete("t1", {"epoch": 1, "acc": 0.2, "archtune_keys": ["epoch", "acc"]})
+    assert _repeat(rec, stopped, "t2")[RESUME_KEY] == str(second)
+    rec.close()
+
+
+def test_resume_needs_the_option_the_same_trainer_and_a_checkpoint_it_can_read(
+    db_url: str, tmp_path
+) -> None:
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    rec = _reusing(db_url, resume=True)
+    stopped = _stop(rec, "t0", str(ckpt))
+    rec.close()
+
+    def sent(**options) -> dict:
+        driver = _reusing(db_url, **options)
+        try:
+            return _repeat(driver, stopped)
+        finally:
+            driver.close()
+
+    # A new driver on the study (e.g. `archtune resume`) finds the stopped trial there.
+    assert sent(resume=True, seed=11)[RESUME_KEY] == str(ckpt)
+    assert RESUME_KEY not in sent(resume=False)  # the default: trained from scratch
+    assert RESUME_KEY not in sent(resume=True, trainer_id="B")  # another recipe
+    ckpt.rmdir()  # e.g. the run directory was deleted, or is on storage out of reach
+    assert RESUME_KEY not in sent(resume=True)
 
 
 def test_a_new_driver_answers_repeats_of_a_space_with_constants(db_url: str) -> None:

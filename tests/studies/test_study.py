@@ -70,6 +70,7 @@ def test_create_validates(db_url: str, kwargs, error, match) -> None:
         ({"controller": "annealing"}, ValueError, "Unknown controller 'annealing'"),
         ({"controller": 42}, TypeError, "must be an Optuna sampler"),
         ({"trainer": object()}, TypeError, "must be an archtune Trainer"),
+        ({"resume_stopped": "yes"}, ValueError, "resume_stopped must be True or False"),
         (
             {"scheduler": "asha", "scheduler_options": {"grace": 2}},
             ValueError,
@@ -110,6 +111,15 @@ def test_objective_must_be_reported_by_the_trainer(db_url: str) -> None:
     study = Study.create("s", _space(), objective="accuracy", storage=db_url)
     with pytest.raises(ValueError, match=r"does not report; it reports \['epoch', 'val_acc'"):
         study.run(ImageClassifier(epochs=1))
+
+
+def test_resume_stopped_needs_a_trainer_that_reports_its_epoch(db_url: str) -> None:
+    class NoEpochs(ImageClassifier):
+        metrics = ("val_acc", "val_loss")
+
+    study = Study.create("s", _space(), objective="val_acc", storage=db_url)
+    with pytest.raises(ValueError, match=r"resume_stopped needs a trainer that reports 'epoch'"):
+        study.run(NoEpochs(epochs=1), scheduler="asha", resume_stopped=True)
 
 
 def test_resume_rebuilds_the_controller_with_its_options() -> None:
