@@ -250,12 +250,12 @@ def run_asha(
             in_a_row += 1
             continue
         in_a_row = 0
-        start = stopped.get(row["arch_id"], 0) if resume else 0
-        out["resumed"] += start > 0
-        stop = asha_stop_epoch(row["val_acc"], recorded, eta, max_t, start)
-        for epoch in range(1, stop + 1):  # those before ``start`` carried over, as archtune does
+        begin = stopped.get(row["arch_id"], 0) if resume else 0
+        out["resumed"] += begin > 0
+        stop = asha_stop_epoch(row["val_acc"], recorded, eta, max_t, begin)
+        for epoch in range(1, stop + 1):  # those before ``begin`` carried over, as archtune does
             trial.report(row["val_acc"][epoch - 1], epoch)
-        used += stop - start
+        used += stop - begin
         stops[stop] = stops.get(stop, 0) + 1
         if stop < max_t:
             stopped[row["arch_id"]] = stop

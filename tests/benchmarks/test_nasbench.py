@@ -167,6 +167,7 @@ def test_asha_with_resume_a_stopped_network_goes_on_from_where_it_stopped() -> N
     )
     assert run["epochs"] == [4, 5, 6, 9]
     assert run["resumed"] == 1 and run["completed"] == 2
+    assert 0 <= run["wall_seconds"] < 60  # the replay's own time, not the clock's
     assert run["val_regret"][-1] == pytest.approx(0.0)
     # From scratch the repeat costs all 4 epochs (it passes rung 1 now: 0.40 >= 0.40).
     again = simulate.run_asha(table, Scripted(script), epoch_budget=10, grace=1, eta=2)
