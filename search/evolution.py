@@ -96,6 +96,22 @@ class _Memo:
     finished: dict[int, tuple[frozenset[Any], tuple[datetime, int] | None]] = field(
         default_factory=dict
     )
+    settled: dict[int, _Settled] = field(default_factory=dict)  # by study id
+
+
+_Aged = tuple[tuple[datetime, int], FrozenTrial]  # a usable trial with its population key
+
+
+@dataclass
+class _Settled:
+    """What a study's first ``upto`` trials, all finished, add to the history: their
+    parameter sets, and the newest usable ones (at most ``population_size``, a min-heap).
+    Finished trials never change, so each is read once: an ask costs O(trials still
+    open), not O(all trials), which matters when thousands of repeats are answered."""
+
+    upto: int = 0
+    seen: set[frozenset[Any]] = field(default_factory=set)
+    newest: list[_Aged] = field(default_factory=list)
 
 
 @dataclass
@@ -228,22 +244,43 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
 
         The population is the ``population_size`` most recently finished usable trials.
         """
-        finished = self._memo(study).finished
-        seen: set[frozenset[Any]] = set()
-        usable: list[tuple[tuple[datetime, int], FrozenTrial]] = []
-        for t in study.get_trials(deepcopy=False):
+        memo = self._memo(study)
+        trials = study.get_trials(deepcopy=False)  # by number
+        settled = memo.settled.setdefault(study._study_id, _Settled())
+        if settled.upto > len(trials):  # not this study's history after all: start over
+            settled = memo.settled[study._study_id] = _Settled()
+        while settled.upto < len(trials) and trials[settled.upto].state.is_finished():
+            t = trials[settled.upto]
+            key, age = self._info(memo, t, n_objectives)
+            settled.seen.add(key)
+            if age is not None:
+                if len(settled.newest) < self.population_size:
+                    heapq.heappush(settled.newest, (age, t))
+                else:
+                    heapq.heappushpop(settled.newest, (age, t))
+            settled.upto += 1
+        seen = set(settled.seen)
+        usable = list(settled.newest)
+        for t in trials[settled.upto :]:
             if t.number == trial.number:
                 continue
-            info = finished.get(t._trial_id)
-            if info is None:
-                info = (params_key(t.params), self._age(t, n_objectives))
-                if t.state.is_finished():
-                    finished[t._trial_id] = info
-            seen.add(info[0])
-            if info[1] is not None:
-                usable.append((info[1], t))
+            key, age = self._info(memo, t, n_objectives)
+            seen.add(key)
+            if age is not None:
+                usable.append((age, t))
         newest = heapq.nlargest(self.population_size, usable, key=lambda pair: pair[0])
         return seen, [t for _, t in reversed(newest)]
+
+    def _info(
+        self, memo: _Memo, t: FrozenTrial, n_objectives: int
+    ) -> tuple[frozenset[Any], tuple[datetime, int] | None]:
+        """A trial's parameter set and population key (cached once it is finished)."""
+        info = memo.finished.get(t._trial_id)
+        if info is None:
+            info = (params_key(t.params), self._age(t, n_objectives))
+            if t.state.is_finished():
+                memo.finished[t._trial_id] = info
+        return info
 
     def _age(self, t: FrozenTrial, n_objectives: int) -> tuple[datetime, int] | None:
         """When a usable trial joined the population (its sort key); None if not usable."""

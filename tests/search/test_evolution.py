@@ -342,3 +342,22 @@ def test_booleans_and_integers_stay_apart() -> None:
         params = suggest(trial, space)
         assert type(params["se"]) is bool and type(params["groups"]) is int
         study.tell(trial, float(params["groups"]) - params["se"])
+
+
+def test_one_sampler_keeps_the_histories_of_two_studies_in_one_storage_apart() -> None:
+    # The sampler caches what finished trials add to the history; a study must never see
+    # another's, so its proposals equal those of a fresh sampler on its own.
+    def objectives(study: optuna.Study, sign: float, n: int) -> list[dict[str, Any]]:
+        study.optimize(lambda t: sign * suggest(t, FLAT)["depth"], n_trials=n)
+        return [t.params for t in study.trials]
+
+    storage = optuna.storages.InMemoryStorage()
+    shared = make_controller("evolution", seed=5, population_size=6, tournament_size=3)
+    a = optuna.create_study(study_name="a", storage=storage, sampler=shared)
+    b = optuna.create_study(study_name="b", storage=storage, sampler=shared)
+    objectives(a, 1.0, 25)
+    got = objectives(b, -1.0, 25)
+    alone = optuna.create_study(
+        sampler=make_controller("evolution", seed=5, population_size=6, tournament_size=3)
+    )
+    assert got == objectives(alone, -1.0, 25)
