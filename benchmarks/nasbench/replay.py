@@ -27,15 +27,15 @@ writes the table's two figures under ``docs/figures/`` and its section of
 ``docs/benchmarks.md`` (between ``<!-- nasbench:start -->`` and ``<!-- nasbench:end
 -->``, or ``nasbench_e27:start`` / ``end``).
 
-Example (from the repository root; with ``--jobs 2``, seeds run in two processes; about
-50 and 45 minutes of two cores: under ASHA, with repeats answered from the record, TPE
-and the NNI tuners ask thousands of times per run, hence fewer seeds for them)::
+Example (from the repository root; with ``--jobs 2``, seeds run in two processes; a few
+hours and about 45 minutes of two cores: under ASHA, with repeats answered from the
+record, TPE and the NNI tuners ask thousands of times per run, hence fewer seeds for
+them)::
 
-    nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs \\
-        --slow-asha-seeds 10
+    nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs
     nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs \\
         --table benchmarks/nasbench/digits_resnet_e27.json.gz --asha-seeds 10 \\
-        --slow-asha-seeds 0
+        --slow-asha-seeds 0 --gp-seeds 10
 
 Only the docs of both tables, from the results already written::
 
