@@ -32,12 +32,15 @@ only forward events to it, so the rules below are in one place:
   scheduler stopped (PRUNED, same trainer, its checkpoint directory still there) goes on
   from that trial's last checkpoint instead of from scratch: the config sent to Ray
   carries the directory under :data:`~studies.trial.RESUME_KEY`, the new trial is marked
-  ``archtune:resumed_from`` (that trial's number) and gets its intermediate values, and
-  the scheduler judges it again at its next report. A re-proposal is then a request to
-  promote the stopped trial, as in asynchronous successive halving's promotions (Li et
-  al., "A System for Massively Parallel Hyperparameter Tuning", MLSys 2020), and costs
-  only the epochs it trains beyond the checkpoint. The per-epoch metric rows of the
-  epochs before it stay with the trial it went on from.
+  ``archtune:resumed_from`` (that trial's number) and gets its intermediate values and
+  checkpoint. Before training it reports the stopped trial's last epoch again
+  (:data:`~studies.trial.RESUME_REPORT_KEY`; not recorded twice), so the scheduler judges
+  it again where it stopped it, against the results it has now, at no cost. A
+  re-proposal is then a request to promote the stopped trial, as in asynchronous
+  successive halving's promotions (Li et al., "A System for Massively Parallel
+  Hyperparameter Tuning", MLSys 2020), and costs only the epochs it trains beyond the
+  checkpoint. The per-epoch metric rows of the epochs before it stay with the trial it
+  went on from.
 
 Not thread-safe: Ray Tune calls searchers and callbacks from its single driver loop.
 ``ask`` writes at once (the controller needs the history); the per-epoch and
@@ -69,7 +72,7 @@ from studies.records import (
     ATTR_TRAINER_ID,
 )
 from studies.storage import Storage
-from studies.trial import ERROR_KEY, RESUME_KEY, TRACEBACK_KEY
+from studies.trial import ERROR_KEY, RESUME_KEY, RESUME_REPORT_KEY, TRACEBACK_KEY
 from studies.writer import OrderedWriter
 from trainers.base import ATTR_CHECKPOINT
 
@@ -229,12 +232,18 @@ class Recorder:
         if stopped is None or not os.path.isdir(stopped[2]):
             return config  # a checkpoint on storage this driver cannot see: from scratch
         number, curve, path = stopped
+        if not curve:
+            return config
         self.resumed += 1
         self._writer.submit(trial.set_user_attr, ATTR_RESUMED_FROM, number)
         for step, value in sorted(curve.items()):
             self._writer.submit(trial.report, value, step)
         self._curves[key] = dict(curve)
-        return {**config, RESUME_KEY: path}
+        self._checkpoints[key] = path
+        last = max(curve)
+        self._last_step[key] = last  # its report of that epoch again is not a new one
+        again = {"epoch": last, self.objective: curve[last]}
+        return {**config, RESUME_KEY: path, RESUME_REPORT_KEY: again}
 
     def _answer_from_record(
         self, trial: optuna.Trial, arch_id: str, earlier: tuple[int, list[float], str | None]

@@ -24,9 +24,13 @@ from trainers.distributed import WorkerDied
 # Keys of the last report of a trial whose trainer raised: the driver records it FAIL.
 ERROR_KEY = "archtune_error"
 TRACEBACK_KEY = "archtune_traceback"
-# Config key (removed before the trainer sees the config) naming the checkpoint directory
-# of a stopped trial this trial goes on from (``Study.run(resume_stopped=True)``).
+# Config keys (removed before the trainer sees the config) of a trial that goes on from a
+# stopped one (``Study.run(resume_stopped=True)``): the stopped trial's checkpoint
+# directory, and its last report, which the trial sends again before training so that the
+# scheduler judges it again at no cost (a function trainable waits at each report until
+# Ray lets it go on, and a stop ends it there).
 RESUME_KEY = "archtune_resume_from"
+RESUME_REPORT_KEY = "archtune_resume_report"
 
 
 class TuneSession:
@@ -89,7 +93,10 @@ def make_trainable(
             torch.set_num_threads(max(1, threads))
         config = dict(config)
         session = TuneSession(workers, resume_from=config.pop(RESUME_KEY, None))
+        again = config.pop(RESUME_REPORT_KEY, None)
         try:
+            if again:
+                tune.report({**again, "archtune_keys": list(again)})
             trainer.run(config, space, session)
         except (RayActorError, WorkerDied):
             raise  # a data-parallel worker of the trial died: Ray retries the trial

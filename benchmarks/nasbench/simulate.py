@@ -177,20 +177,21 @@ def asha_stop_epoch(
 ) -> int:
     """The epoch at which ASHA stops a trial with validation ``curve`` (``max_t``: never).
 
-    The trial reports epochs ``start + 1`` on (``start`` > 0: it goes on from a stopped
-    trial's checkpoint). As Ray's ASHA does, each report is judged at the highest rung it
-    has reached that this trial was not judged at yet: the trial's value is recorded in
-    ``recorded`` (mutated) and compared with the ``1 - 1/eta`` quantile of the values
-    recorded there before it. From epoch 0 that is each rung at its own epoch; a trial
-    going on from a rung is judged there again, with its next epoch's value.
+    The trial reports epochs ``start + 1`` on; with ``start`` > 0 it goes on from the
+    checkpoint of a trial stopped at rung ``start``, and first reports that epoch again
+    (no training), as ``Study.run(resume_stopped=True)`` does. As Ray's ASHA does, each
+    report is judged at the highest rung it has reached that this trial was not judged at
+    yet: its value is recorded in ``recorded`` (mutated) and compared with the
+    ``1 - 1/eta`` quantile of the values recorded there before it. From epoch 0 that is
+    each rung at its own epoch; a trial going on from a rung is judged there again first.
 
     Example:
         >>> recorded = {1: [0.5, 0.9], 3: [0.7]}
-        >>> asha_stop_epoch([0.6, 0.7, 0.8, 0.9], recorded, 3, 4, start=1)  # 0.7 < 0.77
-        2
+        >>> asha_stop_epoch([0.6, 0.7, 0.8, 0.9], recorded, 3, 4, start=1)  # 0.6 < 0.77
+        1
     """
     judged: set[int] = set()
-    for epoch in range(start + 1, max_t + 1):
+    for epoch in range(max(start, 1), max_t + 1):
         rung = max((r for r in recorded if r <= epoch), default=None)
         if rung is None or rung in judged:
             continue
@@ -221,7 +222,8 @@ def run_asha(
     told its final value at no cost, never seen by ASHA, and not counted in ``trials``. A
     repeat of a stopped one is trained again (ASHA may let it further now), from scratch,
     or with ``resume`` (``Study.run(resume_stopped=True)``) on from the epoch it was
-    stopped at, paying only the epochs beyond it (see :func:`asha_stop_epoch`). The run
+    stopped at: judged there again at no cost, it pays only the epochs beyond it (see
+    :func:`asha_stop_epoch`). The run
     ends early after :data:`MAX_REPEATS` answers in a row.
 
     Returns:

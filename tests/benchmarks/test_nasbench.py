@@ -158,20 +158,21 @@ def test_asha_with_resume_a_stopped_network_goes_on_from_where_it_stopped() -> N
         for a, c in curves.items()
     ]
     table = Table.from_dict(make_table_dict(space, rows))
-    script = [{"a": a} for a in (0, 1, 2, 1)]
-    # grace 1, eta 2, max_t 4: rungs at epochs 1 and 2. 0 runs 4 epochs; 1 and 2 stop at
-    # rung 1 (0.40 < 0.50, 0.30 < 0.45). 1 again goes on from epoch 1: its first report
-    # (epoch 2) is judged at rung 2 (0.70 >= 0.60), and it runs to epoch 4: 3 epochs.
+    script = [{"a": a} for a in (0, 1, 1, 2, 1)]
+    # grace 1, eta 2, max_t 4: rungs at epochs 1 and 2. 0 runs 4 epochs; 1 stops at rung 1
+    # (0.40 < 0.50). 1 again goes on from epoch 1, whose report is judged again first:
+    # 0.40 < 0.45, stopped again at no cost. 2 stops at rung 1 (0.30 < 0.40). 1 a third
+    # time: 0.40 >= 0.40 now, then rung 2 (0.70 >= 0.60): it runs epochs 2-4 only.
     run = simulate.run_asha(
         table, Scripted(script), epoch_budget=9, grace=1, eta=2, reuse=True, resume=True
     )
-    assert run["epochs"] == [4, 5, 6, 9]
-    assert run["resumed"] == 1 and run["completed"] == 2
+    assert run["epochs"] == [4, 5, 5, 6, 9]
+    assert run["resumed"] == 2 and run["completed"] == 2
     assert 0 <= run["wall_seconds"] < 60  # the replay's own time, not the clock's
     assert run["val_regret"][-1] == pytest.approx(0.0)
-    # From scratch the repeat costs all 4 epochs (it passes rung 1 now: 0.40 >= 0.40).
-    again = simulate.run_asha(table, Scripted(script), epoch_budget=10, grace=1, eta=2)
-    assert again["epochs"] == [4, 5, 6, 10] and again["resumed"] == 0
+    # From scratch each repeat pays its epochs again.
+    again = simulate.run_asha(table, Scripted(script), epoch_budget=11, grace=1, eta=2)
+    assert again["epochs"] == [4, 5, 6, 7, 11] and again["resumed"] == 0
 
 
 def test_asha_with_reuse_stops_when_only_repeats_come() -> None:

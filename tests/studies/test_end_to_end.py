@@ -148,14 +148,20 @@ def test_asha_grace_period_is_kept_and_stored_for_resume(db_url: str, tmp_path) 
 def test_a_stopped_trial_proposed_again_goes_on_from_its_checkpoint(db_url: str, tmp_path) -> None:
     # Checkpoints every epoch, resumes from a checkpoint, reports where it started from.
     trainer = DyingTrainer(str(tmp_path), die_after=0, epochs=4)
-    study = _run_asha("asha-resume", (0.9, 0.1), db_url, tmp_path, trainer, resume_stopped=True)
-    stopped = study.optuna.trials[1]
+    study = _run_asha(
+        "asha-resume", (0.9, 0.1, 0.1), db_url, tmp_path, trainer, resume_stopped=True
+    )
+    _, stopped, judged = study.optuna.trials
     assert stopped.state == TrialState.PRUNED and stopped.intermediate_values == {1: 0.1}
-    # The controller proposes it again in a new run, whose fresh ASHA (no other trial at
-    # its rungs) lets it go on to max_t.
+    # Proposed again, it is judged again at epoch 1 before any training, and stopped.
+    assert judged.user_attrs[ATTR_RESUMED_FROM] == stopped.number
+    assert judged.state == TrialState.PRUNED and judged.intermediate_values == {1: 0.1}
+    record = load_study_record(open_storage(db_url), "asha-resume")
+    assert record.trials[judged.number].metrics == {}, "it trained no epoch"
+    # Proposed in a new run, whose fresh ASHA (no other trial at its rungs) lets it go on.
     _run_asha("asha-resume", (0.1,), db_url, tmp_path, trainer, resume_stopped=True)
     again = study.optuna.trials[-1]
-    assert again.user_attrs[ATTR_RESUMED_FROM] == stopped.number
+    assert again.user_attrs[ATTR_RESUMED_FROM] == judged.number
     assert again.state == TrialState.COMPLETE
     assert again.intermediate_values == {1: 0.1, 2: 0.1, 3: 0.1, 4: 0.1}
     # It trained epochs 2 to 4 only, from the checkpoint of epoch 1.

@@ -23,7 +23,7 @@ from studies.records import (
     load_study_record,
 )
 from studies.storage import open_storage
-from studies.trial import RESUME_KEY
+from studies.trial import RESUME_KEY, RESUME_REPORT_KEY
 from trainers.base import ATTR_CHECKPOINT
 
 
@@ -324,7 +324,11 @@ def test_a_repeat_of_a_stopped_trial_goes_on_from_its_checkpoint(db_url: str, tm
     ckpt.mkdir()
     stopped = _stop(rec, "t0", str(ckpt))
     config = _repeat(rec, stopped, "t1")
-    assert config.pop(RESUME_KEY) == str(ckpt) and config == stopped
+    assert config.pop(RESUME_KEY) == str(ckpt)
+    # Sent again first, so the scheduler judges it again before any training.
+    assert config.pop(RESUME_REPORT_KEY) == {"epoch": 1, "acc": pytest.approx(0.1)}
+    assert config == stopped
+    _report(rec, "t1", 1, 0.1)  # that report again: not a new epoch
     rec.complete("t1", _report(rec, "t1", 2, 0.8))  # trains epoch 2 only, then completes
     rec.close()
     assert rec.resumed == 1 and rec.asked == 2
@@ -332,8 +336,11 @@ def test_a_repeat_of_a_stopped_trial_goes_on_from_its_checkpoint(db_url: str, tm
     assert first.state == TrialState.PRUNED
     assert second.state == TrialState.COMPLETE and second.value == pytest.approx(0.8)
     assert second.user_attrs[ATTR_RESUMED_FROM] == first.number
-    # The epochs before the checkpoint are carried over, so the curve is whole.
+    # The epochs before the checkpoint are carried over, so the curve is whole; the metric
+    # rows of epoch 1 stay with the trial that trained it.
     assert second.intermediate_values == pytest.approx({1: 0.1, 2: 0.8})
+    record = load_study_record(open_storage(db_url), "rep")
+    assert record.trials[1].metrics["acc"] == [(2, pytest.approx(0.8))]
 
 
 def test_a_trial_resumed_and_stopped_again_is_the_one_to_go_on_from(db_url: str, tmp_path) -> None:
