@@ -297,7 +297,7 @@ def asha_table(result: dict[str, Any]) -> str:
     full_epochs = budget * result["asha"]["max_t"]
     shown = asha_columns(result)
     lines = [
-        "| method | seeds | trials trained | of them resumed | repeats answered | "
+        "| method | seeds | trials started | of them resumed | repeats answered | "
         "trained to max_t | "
         + " | ".join(f"mean regret @{e} epochs (pp)" for e in shown)
         + f" | full-training regret @{budget} (pp) | epochs to match it (share of "
