@@ -223,8 +223,8 @@ def run_asha(
     repeat of a stopped one is trained again (ASHA may let it further now), from scratch,
     or with ``resume`` (``Study.run(resume_stopped=True)``) on from the epoch it was
     stopped at: judged there again at no cost, it pays only the epochs beyond it (see
-    :func:`asha_stop_epoch`). The run
-    ends early after :data:`MAX_REPEATS` answers in a row.
+    :func:`asha_stop_epoch`). The run ends early after :data:`MAX_REPEATS` answers in a
+    row.
 
     Returns:
         ``epochs`` (cumulative epochs after each trial), ``val_regret`` and

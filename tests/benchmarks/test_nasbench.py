@@ -57,6 +57,16 @@ def _full_table(tmp_path: Path) -> Table:
     return Table.load(str(path))
 
 
+def _curve_table(curves: dict[int, list[float]]) -> Table:
+    """Networks ``a`` with these validation curves (test = validation, 1 s an epoch)."""
+    space = SearchSpace({"a": Categorical(list(curves))})
+    rows = [
+        {"config": {"a": a}, "val_acc": c, "test_acc": c, "train_seconds": [1.0] * len(c)}
+        for a, c in curves.items()
+    ]
+    return Table.from_dict(make_table_dict(space, rows))
+
+
 def test_table_round_trip_and_top_set(tmp_path: Path) -> None:
     table = _full_table(tmp_path)
     assert len(table) == 8 and table.epochs == 2
@@ -99,12 +109,7 @@ def test_asha_stops_and_epoch_accounting() -> None:
         2: [0.55, 0.65, 0.75, 0.85],
         3: [0.60, 0.55, 0.60, 0.70],
     }
-    space = SearchSpace({"a": Categorical([0, 1, 2, 3])})
-    rows = [
-        {"config": {"a": a}, "val_acc": c, "test_acc": c, "train_seconds": [1.0] * 4}
-        for a, c in curves.items()
-    ]
-    table = Table.from_dict(make_table_dict(space, rows))
+    table = _curve_table(curves)
     script = [{"a": a} for a in (0, 1, 2, 3, 1)]
     # grace 1, eta 2, max_t 4: rungs at epochs 1 and 2.
     run = simulate.run_asha(table, Scripted(script), epoch_budget=12, grace=1, eta=2)
@@ -127,12 +132,7 @@ def test_asha_with_reuse_answers_repeats_of_completed_networks_for_free() -> Non
         1: [0.40, 0.50, 0.60, 0.90],
         2: [0.55, 0.65, 0.75, 0.85],
     }
-    space = SearchSpace({"a": Categorical([0, 1, 2])})
-    rows = [
-        {"config": {"a": a}, "val_acc": c, "test_acc": c, "train_seconds": [1.0] * 4}
-        for a, c in curves.items()
-    ]
-    table = Table.from_dict(make_table_dict(space, rows))
+    table = _curve_table(curves)
     # 0 runs 4 epochs; its repeat is free; 1 stops at rung 1 (0.40 < 0.50); its repeat is
     # trained again and stopped again (0.40 < quantile of [0.50, 0.40]); 2 passes and
     # spends the budget.
@@ -152,12 +152,7 @@ def test_asha_with_resume_a_stopped_network_goes_on_from_where_it_stopped() -> N
         1: [0.40, 0.70, 0.80, 0.90],  # slow starter, the best
         2: [0.30, 0.35, 0.40, 0.45],
     }
-    space = SearchSpace({"a": Categorical([0, 1, 2])})
-    rows = [
-        {"config": {"a": a}, "val_acc": c, "test_acc": c, "train_seconds": [1.0] * 4}
-        for a, c in curves.items()
-    ]
-    table = Table.from_dict(make_table_dict(space, rows))
+    table = _curve_table(curves)
     script = [{"a": a} for a in (0, 1, 1, 2, 1)]
     # grace 1, eta 2, max_t 4: rungs at epochs 1 and 2. 0 runs 4 epochs; 1 stops at rung 1
     # (0.40 < 0.50). 1 again goes on from epoch 1, whose report is judged again first:
