@@ -229,11 +229,9 @@ class Recorder:
     ) -> dict[str, Any]:
         """``config`` for Ray: with the checkpoint of the stopped trial it repeats (resume)."""
         stopped = self._stopped().get(config_key) if self.resume else None
-        if stopped is None or not os.path.isdir(stopped[2]):
-            return config  # a checkpoint on storage this driver cannot see: from scratch
+        if stopped is None or not stopped[1] or not os.path.isdir(stopped[2]):
+            return config  # e.g. a checkpoint on storage this driver cannot see: from scratch
         number, curve, path = stopped
-        if not curve:
-            return config
         self.resumed += 1
         self._writer.submit(trial.set_user_attr, ATTR_RESUMED_FROM, number)
         for step, value in sorted(curve.items()):

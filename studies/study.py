@@ -231,10 +231,11 @@ class Study:
                 objective whose repeats you want measured again.
             resume_stopped: Train a proposal that repeats a configuration the scheduler
                 stopped on from that trial's last checkpoint (marked
-                ``archtune:resumed_from``) instead of from scratch; the scheduler judges
-                it again at its next report, so a controller's re-proposal acts as a
-                request to promote the stopped trial (as in ASHA's promotions) and costs
-                only the epochs beyond the checkpoint. The trainer must report
+                ``archtune:resumed_from``) instead of from scratch. It first reports the
+                epoch it was stopped at again, so the scheduler judges it again there
+                before any training: a controller's re-proposal acts as a request to
+                promote the stopped trial (as in ASHA's promotions) and costs only the
+                epochs beyond the checkpoint. The trainer must report
                 ``"epoch"`` (the schedulers then count epochs by it) and checkpoint each
                 epoch, as ``ImageClassifier`` does; Ray's run directory must be on storage
                 the driver can read. Off by default.
