@@ -35,7 +35,7 @@ them)::
     nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs
     nice -n 10 .venv/bin/python benchmarks/nasbench/replay.py --jobs 2 --write-docs \\
         --table benchmarks/nasbench/digits_resnet_e27.json.gz --asha-seeds 10 \\
-        --slow-asha-seeds 0 --gp-seeds 10
+        --slow-asha-seeds 0
 
 Only the docs of both tables, from the results already written::
 
