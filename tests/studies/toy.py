@@ -47,6 +47,18 @@ class ToyTrainer(Trainer):
         return {"epochs": self.max_epochs, "seconds": self.seconds}
 
 
+class FadingTrainer(ToyTrainer):
+    """ToyTrainer whose score is ``x`` until the last epoch and ``1 - x`` at it."""
+
+    name = "test_fading"
+
+    def run(self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession):
+        x = float(config["x"])
+        for epoch in range(1, self.max_epochs + 1):
+            session.report({"epoch": epoch, "score": x if epoch < self.max_epochs else 1 - x})
+        return {"epoch": self.max_epochs, "score": 1 - x}
+
+
 class DyingTrainer(ToyTrainer):
     """ToyTrainer whose worker process dies after epoch ``die_after``, once per marker dir.
 
