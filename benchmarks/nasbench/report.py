@@ -40,6 +40,9 @@ DESCRIPTIONS = {
     "evolution@grace3": "`evolution`, ASHA grace period 3 epochs",
     "random@grace3": "`random`, ASHA grace period 3 epochs",
     "tpe@grace3": "`tpe`, ASHA grace period 3 epochs",
+    "evolution@grace4": "`evolution`, ASHA grace period 4 epochs",
+    "random@grace4": "`random`, ASHA grace period 4 epochs",
+    "tpe@grace4": "`tpe`, ASHA grace period 4 epochs",
     "evolution+resume": "`evolution`, stopped networks proposed again go on from their checkpoint",
     "evolution+resume@grace3": "`evolution+resume`, ASHA grace period 3 epochs",
     "random+resume@grace3": "`random+resume`, ASHA grace period 3 epochs",
@@ -308,7 +311,9 @@ def asha_table(result: dict[str, Any]) -> str:
         row = s["asha"][m]
         match = row["epochs_to_match"]
         share = "-" if match is None else f"{match} ({row['fraction_of_full']:.2f})"
-        repeats, resumed = row.get("mean_repeats"), row.get("mean_resumed")
+        repeats = row.get("mean_repeats")
+        # Only the ``NAME+resume`` variants resume; the others count 0, or nothing if older.
+        resumed = row.get("mean_resumed") if "+resume" in m else None
         lines.append(
             f"| `{m}` | {row['seeds']} | {row['mean_trials']:.0f} | "
             f"{'-' if resumed is None else f'{resumed:.0f}'} | "

@@ -159,6 +159,10 @@ def run_full(
 def rungs(grace: int, eta: int, max_t: int) -> list[int]:
     """ASHA's milestones: ``grace * eta**k`` for every k with a value below ``max_t``.
 
+    Where ``max_t`` is itself ``grace * eta**k`` (grace 4, eta 3, 12 epochs), Ray's ASHA
+    has a rung at ``max_t`` too. A trial judged there has trained every epoch, and
+    ``Study.run`` records it COMPLETE whatever the verdict, so the replay leaves it out.
+
     Example:
         >>> rungs(1, 3, 12)
         [1, 3, 9]

@@ -148,7 +148,7 @@ class Table:
             "top_rows": sum(v >= self.top_threshold for v in finals),
             "train_seconds_total": sum(secs),
             "train_seconds_mean": sum(secs) / n,
-            "early_ranking": self.early_ranking([e for e in (1, 3, 9) if e < self.epochs]),
+            "early_ranking": self.early_ranking([e for e in (1, 3, 4, 9) if e < self.epochs]),
         }
 
     def early_ranking(self, epochs: Sequence[int]) -> dict[str, dict[str, Any]]:
