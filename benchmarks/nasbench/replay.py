@@ -230,7 +230,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--asha-seeds", type=int, default=100, help="seeds per method, ASHA (100)")
     p.add_argument("--slow-seeds", type=int, default=30, help=f"seeds for {SLOW} (30)")
     p.add_argument("--slow-asha-seeds", type=int, default=30, help="their ASHA seeds (30)")
-    p.add_argument("--gp-seeds", type=int, default=30, help="seeds for gp (30; no ASHA)")
+    p.add_argument("--gp-seeds", type=int, default=30, help="seeds for gp (30)")
+    p.add_argument("--gp-asha-seeds", type=int, default=30, help="its ASHA seeds (30)")
     p.add_argument("--budget", type=int, default=200, help="full-training evaluations (200)")
     p.add_argument(
         "--asha-epochs",
@@ -357,12 +358,12 @@ def _replay_jobs(
 
 
 def _seeds(args: argparse.Namespace, method: str, setting: str) -> int:
-    """Seeds of one method in one setting (``gp`` is not run under ASHA)."""
+    """Seeds of one method in one setting (``gp`` under ASHA only when asked)."""
     asha = setting == "asha"
     if method in ASHA_ONLY:
         return args.asha_seeds if asha else 0
     if method in GP:
-        return 0 if asha else args.gp_seeds
+        return args.gp_asha_seeds if asha else args.gp_seeds
     if method in SLOW:
         return args.slow_asha_seeds if asha else args.slow_seeds
     return args.asha_seeds if asha else args.seeds
