@@ -13,7 +13,8 @@ at a time, proposing in turn a new configuration (``x`` from 0.5 up: it passes e
 and trains ``--epochs`` epochs of ``--epoch-seconds``) and the configuration ``x = 0.1``
 (stopped at epoch 1 the first time, and every time after). The gap between a trial's end
 and the next one's is the wall time that trial added; the gaps of the repeats of
-``x = 0.1`` are the figure. Both sides run ``--repeats`` times, alternating, after an
+``x = 0.1`` are the figure (a repeat after a new trial: a run of repeats in a row, as
+in the replays, is not timed apart). Both sides run ``--repeats`` times, alternating, after an
 untimed warm-up of each, in one process on one Ray instance; medians are reported.
 
 Rerun (from the repository root)::
@@ -123,8 +124,9 @@ def one_run(
     expected = [(x, TrialState.PRUNED if x == LOW else TrialState.COMPLETE) for x in xs]
     if states != expected or len(timer.completions) != len(xs):
         raise RuntimeError(f"Run {name} did not go as planned: {states}")
+    # One trial at a time, so trials end in the order they were enqueued: trial 2k+1 is a
+    # repeat of LOW, and its gap runs from the end of trial 2k (a new configuration).
     ends = [t for t, _ in timer.completions]
-    # Trial 2k+1 is a repeat of LOW; its gap runs from the end of trial 2k (a new one).
     gaps = [ends[i] - ends[i - 1] for i in range(3, len(xs), 2)]
     resumed = sum(ATTR_RESUMED_FROM in t.user_attrs for t in trials)
     return {"wall_s": wall, "repeat_gaps_s": gaps, "resumed": resumed}
@@ -155,11 +157,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     trainer = EpochSleepTrainer(args.epochs, args.epoch_seconds)
     timer = RecorderTimer()
-    timer.install()
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR)
     sides = {"scratch": False, "resume": True}
     runs: dict[str, list[dict[str, Any]]] = {side: [] for side in sides}
     try:
+        timer.install()
+        ray.init(
+            num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR
+        )
         with tempfile.TemporaryDirectory(prefix="archtune-resume-cost-") as tmp:
             for side, resume in sides.items():
                 one_run(resume, 2, trainer, tmp, f"warmup-{side}", timer)

@@ -358,7 +358,7 @@ def _replay_jobs(
 
 
 def _seeds(args: argparse.Namespace, method: str, setting: str) -> int:
-    """Seeds of one method in one setting (``gp`` under ASHA only when asked)."""
+    """Seeds of one method in one setting (``gp``: ``--gp-seeds`` and ``--gp-asha-seeds``)."""
     asha = setting == "asha"
     if method in ASHA_ONLY:
         return args.asha_seeds if asha else 0

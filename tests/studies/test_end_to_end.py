@@ -7,7 +7,6 @@ import json
 import optuna
 import pytest
 from optuna.trial import TrialState
-from ray.tune.schedulers import AsyncHyperBandScheduler
 
 from spaces import Categorical, Constraint, Float, Int, ResNetSpace, SearchSpace, TrainingSpace
 from studies import Study, load_study_record, open_storage
@@ -149,12 +148,11 @@ def test_asha_grace_period_is_kept_and_stored_for_resume(db_url: str, tmp_path) 
 
 def test_a_trial_stopped_at_its_last_epoch_is_complete(db_url: str, tmp_path) -> None:
     # Where the epochs are the grace period times a power of the reduction factor (here
-    # 3 = 1 x 3), Ray's ASHA also has a rung at the last epoch and may stop a trial there.
-    # That trial has trained in full, so it is COMPLETE, with its last value.
-    asha = AsyncHyperBandScheduler(max_t=3, grace_period=1, reduction_factor=3)
-    assert "Iter 3.000" in asha.debug_string(), asha.debug_string()
+    # 3 = 1 x 3), Ray's ASHA (2.x) also has a rung at the last epoch and may stop a trial
+    # there. Whatever its verdict, that trial trained in full: COMPLETE, with its last
+    # value (the nasbench replay relies on this and has no rung there).
     # x=0.9 ends at 0.1; x=0.95 passes the rung at epoch 1 (0.95 >= 0.9) and ends at 0.05,
-    # below the 0.1 recorded at the rung at epoch 3: ASHA stops it there.
+    # below the 0.1 recorded at the rung at epoch 3, where ASHA judges it last.
     study = _run_asha("asha-last-rung", (0.9, 0.95), db_url, tmp_path, FadingTrainer(epochs=3))
     by_x = {round(t.params["x"], 2): t for t in study.optuna.trials}
     late = by_x[0.95]

@@ -55,6 +55,7 @@ class FadingTrainer(ToyTrainer):
     def run(self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession):
         x = float(config["x"])
         for epoch in range(1, self.max_epochs + 1):
+            time.sleep(self.seconds)
             session.report({"epoch": epoch, "score": x if epoch < self.max_epochs else 1 - x})
         return {"epoch": self.max_epochs, "score": 1 - x}
 
