@@ -25,6 +25,8 @@ import optuna
 from optuna.distributions import BaseDistribution
 from optuna.trial import FrozenTrial
 
+from search.optuna_access import trial_id
+
 MAX_PLANS = 1024  # plans of trials never told (a crashed driver) are dropped past this
 
 
@@ -92,10 +94,10 @@ def trial_plan(plans: dict[int, PlanT], trial: FrozenTrial, make: Callable[[], P
         >>> trial_plan(plans, t, lambda: SimpleNamespace(number=3)) is plans[7]
         True
     """
-    plan = plans.get(trial._trial_id)
+    plan = plans.get(trial_id(trial))
     if plan is None or plan.number != trial.number:
         plan = make()
         if len(plans) >= MAX_PLANS:
             plans.pop(next(iter(plans)), None)
-        plans[trial._trial_id] = plan
+        plans[trial_id(trial)] = plan
     return plan

@@ -80,6 +80,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from search.base import DefineByRunSampler, params_key, resolve_seed, trial_plan
+from search.optuna_access import study_id, study_storage, trial_id
 from search.registry import register_controller
 from spaces.optuna_adapter import param_from_optuna
 from spaces.params import Param
@@ -205,14 +206,14 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         The lineage is written here, not at ask time: archtune tells off Ray Tune's loop,
         so the extra database write stays off the latency of a proposal.
         """
-        plan = self._memo(study).plans.pop(trial._trial_id, None)
+        plan = self._memo(study).plans.pop(trial_id(trial), None)
         if plan is not None and plan.number == trial.number:
             lineage = {"parent": plan.parent, "mutated": plan.mutated}
-            study._storage.set_trial_system_attr(trial._trial_id, LINEAGE_ATTR, lineage)
+            study_storage(study).set_trial_system_attr(trial_id(trial), LINEAGE_ATTR, lineage)
 
     def _memo(self, study: optuna.Study) -> _Memo:
-        # Optuna's own samplers reach the storage the same way (study._storage).
-        return self._memos.setdefault(study._storage, _Memo())
+        # Optuna's own samplers reach the storage the same way (see search.optuna_access).
+        return self._memos.setdefault(study_storage(study), _Memo())
 
     def _plan(self, study: optuna.Study, trial: FrozenTrial) -> _Plan:
         """Choose the parent (tournament) and the one decision to mutate."""
@@ -246,9 +247,9 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         """
         memo = self._memo(study)
         trials = study.get_trials(deepcopy=False)  # by number
-        settled = memo.settled.setdefault(study._study_id, _Settled())
+        settled = memo.settled.setdefault(study_id(study), _Settled())
         if settled.upto > len(trials):  # not this study's history after all: start over
-            settled = memo.settled[study._study_id] = _Settled()
+            settled = memo.settled[study_id(study)] = _Settled()
         while settled.upto < len(trials) and trials[settled.upto].state.is_finished():
             t = trials[settled.upto]
             key, age = self._info(memo, t, n_objectives)
@@ -275,11 +276,11 @@ class RegularizedEvolutionSampler(DefineByRunSampler):
         self, memo: _Memo, t: FrozenTrial, n_objectives: int
     ) -> tuple[frozenset[Any], tuple[datetime, int] | None]:
         """A trial's parameter set and population key (cached once it is finished)."""
-        info = memo.finished.get(t._trial_id)
+        info = memo.finished.get(trial_id(t))
         if info is None:
             info = (params_key(t.params), self._age(t, n_objectives))
             if t.state.is_finished():
-                memo.finished[t._trial_id] = info
+                memo.finished[trial_id(t)] = info
         return info
 
     def _age(self, t: FrozenTrial, n_objectives: int) -> tuple[datetime, int] | None:
@@ -431,7 +432,9 @@ def _reflect(u: float) -> float:
     return 2.0 - u if u > 1.0 else u
 
 
-@register_controller("evolution", "regularized (aging) evolution (Real et al., 2019)")
+@register_controller(
+    "evolution", "regularized (aging) evolution (Real et al., 2019)", multi_objective=True
+)
 def make(
     seed: int | None = None,
     population_size: int = 20,

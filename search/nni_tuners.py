@@ -77,6 +77,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from search.base import DefineByRunSampler, resolve_seed, trial_plan
+from search.optuna_access import study_storage, trial_id
 from search.registry import register_controller
 from spaces.nni_adapter import param_to_nni
 from spaces.optuna_adapter import param_from_optuna
@@ -156,7 +157,7 @@ class NniTunerSampler(DefineByRunSampler):
         param_distribution: BaseDistribution,
     ) -> Any:
         """NNI's value when the parameter is in the modelled space, else a random one."""
-        plans = self._plans.setdefault(study._storage, {})
+        plans = self._plans.setdefault(study_storage(study), {})
         plan = trial_plan(plans, trial, lambda: self._plan(study, trial))
         param = param_from_optuna(param_distribution)
         if plan.space.get(param_name) == param_distribution and param_name in plan.proposal:
@@ -173,7 +174,7 @@ class NniTunerSampler(DefineByRunSampler):
         values: Sequence[float] | None,
     ) -> None:
         """Forget the trial's plan."""
-        self._plans.setdefault(study._storage, {}).pop(trial._trial_id, None)
+        self._plans.setdefault(study_storage(study), {}).pop(trial_id(trial), None)
 
     def _plan(self, study: optuna.Study, trial: FrozenTrial) -> _Plan:
         _check_single_objective(study)

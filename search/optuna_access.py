@@ -1,0 +1,41 @@
+"""The few private Optuna attributes archtune relies on, in one place.
+
+Optuna's public API has no way to reach a study's storage, a study's row id or a
+trial's row id, yet a sampler that keeps caches per storage (``evolution``, the NNI
+adapter) or writes system attributes while a trial is being told, and a reader that
+joins archtune's tables on Optuna's trial ids, need them. Optuna's own samplers read
+``study._storage`` and ``trial._trial_id`` the same way. Every such access goes through
+this module, and ``tests/search/test_optuna_access.py`` pins each one against the
+installed Optuna, so a release that renames them (pyproject admits Optuna 4 and 5) fails
+one test with a clear message instead of breaking a study half-way.
+
+Example:
+    >>> import optuna
+    >>> study = optuna.create_study()
+    >>> trial = study.ask()
+    >>> trial_id(trial) == trial_id(study.trials[0])
+    True
+    >>> isinstance(study_storage(study), optuna.storages.BaseStorage)
+    True
+"""
+
+from __future__ import annotations
+
+import optuna
+
+__all__ = ["study_id", "study_storage", "trial_id"]
+
+
+def trial_id(trial: optuna.trial.FrozenTrial | optuna.Trial) -> int:
+    """The storage's row id of ``trial`` (unique in the database, unlike ``number``)."""
+    return int(trial._trial_id)
+
+
+def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage ``study`` reads and writes (the one ``load_study`` was given)."""
+    return study._storage
+
+
+def study_id(study: optuna.Study) -> int:
+    """The storage's row id of ``study``."""
+    return int(study._study_id)

@@ -1,0 +1,44 @@
+"""Pins the private Optuna attributes behind ``search.optuna_access`` to the installed
+Optuna: each accessor must agree with Optuna's public storage API."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from search.optuna_access import study_id, study_storage, trial_id
+
+
+@pytest.fixture(params=["memory", "sqlite"])
+def study(request, db_url: str) -> optuna.Study:
+    storage = optuna.storages.InMemoryStorage() if request.param == "memory" else db_url
+    optuna.create_study(study_name="other", storage=storage).ask()  # ids differ from numbers
+    return optuna.create_study(study_name="pinned", storage=storage)
+
+
+def test_study_storage_is_the_storage_the_study_reads(study: optuna.Study) -> None:
+    storage = study_storage(study)
+    assert isinstance(storage, optuna.storages.BaseStorage)
+    trial = study.ask()
+    assert storage.get_trial(trial_id(trial)).number == trial.number
+
+
+def test_study_id_is_the_storage_row_of_the_study(study: optuna.Study) -> None:
+    storage = study_storage(study)
+    assert storage.get_study_id_from_name(study.study_name) == study_id(study)
+
+
+def test_trial_id_of_live_and_frozen_trials_is_the_storage_row(study: optuna.Study) -> None:
+    storage = study_storage(study)
+    for _ in range(3):
+        live = study.ask()
+        expected = storage.get_trial_id_from_study_id_trial_number(study_id(study), live.number)
+        assert trial_id(live) == expected
+        study.tell(live, 1.0)
+    for frozen in study.get_trials(deepcopy=False):
+        assert trial_id(frozen) == storage.get_trial_id_from_study_id_trial_number(
+            study_id(study), frozen.number
+        )
+    # Trial ids are unique in the database; numbers restart in each study ("other" has one).
+    first = study.trials[0]
+    assert first.number == 0 and trial_id(first) != 0
