@@ -7,6 +7,19 @@ Example:
 
 # The controllers register themselves when their modules are imported.
 from search import evolution, nni_tuners, rl  # noqa: F401
-from search.registry import list_controllers, make_controller, register_controller
+from search.registry import (
+    list_controllers,
+    make_controller,
+    multi_objective_controllers,
+    register_controller,
+)
+from search.spec import ControllerSpec, controller_spec
 
-__all__ = ["list_controllers", "make_controller", "register_controller"]
+__all__ = [
+    "ControllerSpec",
+    "controller_spec",
+    "list_controllers",
+    "make_controller",
+    "multi_objective_controllers",
+    "register_controller",
+]

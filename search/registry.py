@@ -21,6 +21,8 @@ from typing import Any
 
 import optuna
 
+from search.spec import ControllerSpec, remember
+
 Factory = Callable[..., optuna.samplers.BaseSampler]
 
 
@@ -28,16 +30,27 @@ Factory = Callable[..., optuna.samplers.BaseSampler]
 class _Entry:
     factory: Factory
     summary: str
+    multi_objective: bool
 
 
 _CONTROLLERS: dict[str, _Entry] = {}
+_REBUILDABLE: dict[str, bool] = {}  # by name, learnt from the first sampler made
 
 
-def register_controller(name: str, summary: str) -> Callable[[Factory], Factory]:
+def register_controller(
+    name: str, summary: str, multi_objective: bool = False
+) -> Callable[[Factory], Factory]:
     """Register a factory ``f(seed=None, **kwargs) -> BaseSampler`` under ``name``.
+
+    Args:
+        name: The controller's name.
+        summary: One line for :func:`list_controllers`.
+        multi_objective: Whether its samplers search several objectives (a study with
+            several refuses the others).
 
     Raises:
         ValueError: if ``name`` is already registered.
+        TypeError: if the factory takes no ``seed`` keyword.
     """
 
     def deco(factory: Factory) -> Factory:
@@ -45,7 +58,7 @@ def register_controller(name: str, summary: str) -> Callable[[Factory], Factory]
             raise ValueError(f"Controller {name!r} is already registered.")
         if "seed" not in inspect.signature(factory).parameters:
             raise TypeError(f"Controller factory {factory!r} must accept a 'seed' keyword.")
-        _CONTROLLERS[name] = _Entry(factory, summary)
+        _CONTROLLERS[name] = _Entry(factory, summary, multi_objective)
         return factory
 
     return deco
@@ -56,10 +69,19 @@ def list_controllers() -> dict[str, str]:
     return {name: entry.summary for name, entry in sorted(_CONTROLLERS.items())}
 
 
+def multi_objective_controllers() -> list[str]:
+    """Names of the controllers that search several objectives at once."""
+    return sorted(name for name, entry in _CONTROLLERS.items() if entry.multi_objective)
+
+
 def make_controller(
     name: str, seed: int | None = None, **kwargs: Any
 ) -> optuna.samplers.BaseSampler:
     """Create the controller registered as ``name``.
+
+    The sampler's :class:`~search.spec.ControllerSpec` (name, seed, options) is
+    remembered beside it, so a study run with it stores how to make it again
+    (:func:`search.spec.controller_spec`); nothing is written onto the sampler.
 
     Args:
         name: A name from :func:`list_controllers`.
@@ -79,24 +101,38 @@ def make_controller(
         valid = sorted(k for k in params if k != "seed")
         raise TypeError(f"Controller {name!r} takes no option(s) {unknown}; its options: {valid}.")
     sampler = factory(seed=seed, **kwargs)
-    # Kept with the study so `archtune resume` rebuilds the same controller.
-    sampler.archtune_name = name  # type: ignore[attr-defined]
-    if seed is None and getattr(sampler, "rebuildable", False):
+    rebuildable = bool(getattr(sampler, "rebuildable", False))
+    _REBUILDABLE.setdefault(name, rebuildable)
+    if seed is None and rebuildable:
         seed = getattr(sampler, "seed", None)  # the seed it drew, so a resume continues it
-    sampler.archtune_spec = {"name": name, "seed": seed, "options": kwargs}  # type: ignore[attr-defined]
+    remember(sampler, ControllerSpec(name, seed, kwargs))
     return sampler
 
 
-@register_controller("random", "uniform random search (Bergstra & Bengio, 2012)")
+def controller_class_rebuildable(name: str) -> bool:
+    """Whether controller ``name`` rebuilds its whole state from the study (see
+    :class:`search.base.DefineByRunSampler`), so a resume may keep its seed."""
+    if name not in _REBUILDABLE:
+        make_controller(name, seed=0)
+    return _REBUILDABLE[name]
+
+
+@register_controller(
+    "random", "uniform random search (Bergstra & Bengio, 2012)", multi_objective=True
+)
 def _random(seed: int | None = None) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 @register_controller(
-    "tpe", "Tree-structured Parzen Estimator, multivariate, constant liar (Bergstra et al., 2011)"
+    "tpe",
+    "Tree-structured Parzen Estimator, multivariate, constant liar (Bergstra et al., 2011)",
+    multi_objective=True,
 )
 def _tpe(
-    seed: int | None = None, n_startup_trials: int = 10, multivariate: bool = True
+    seed: int | None = None,
+    n_startup_trials: int = 10,
+    multivariate: bool = True,
 ) -> optuna.samplers.BaseSampler:
     # constant_liar keeps parallel workers from proposing the same point while others run.
     # group=True models each set of decisions that occur together (conditional spaces).
@@ -112,10 +148,14 @@ def _tpe(
 
 
 @register_controller(
-    "gp", "Gaussian-process Bayesian optimisation, Optuna's GPSampler (Snoek et al., 2012)"
+    "gp",
+    "Gaussian-process Bayesian optimisation, Optuna's GPSampler (Snoek et al., 2012)",
+    multi_objective=True,
 )
 def _gp(
-    seed: int | None = None, n_startup_trials: int = 10, deterministic_objective: bool = False
+    seed: int | None = None,
+    n_startup_trials: int = 10,
+    deterministic_objective: bool = False,
 ) -> optuna.samplers.BaseSampler:
     # Conditional parameters are sampled independently (at random) by the GP sampler; it
     # says so once per parameter, which is noise in a study log.
@@ -130,13 +170,19 @@ def _gp(
 
 
 @register_controller(
-    "nsga2", "NSGA-II multi-objective genetic search, Optuna's sampler (Deb et al., 2002)"
+    "nsga2",
+    "NSGA-II multi-objective genetic search, Optuna's sampler (Deb et al., 2002)",
+    multi_objective=True,
 )
 def _nsga2(
-    seed: int | None = None, population_size: int = 20, crossover_prob: float = 0.9
+    seed: int | None = None,
+    population_size: int = 20,
+    crossover_prob: float = 0.9,
 ) -> optuna.samplers.BaseSampler:
     if population_size < 2:
         raise ValueError(f"population_size must be at least 2, got {population_size}.")
     return optuna.samplers.NSGAIISampler(
-        seed=seed, population_size=population_size, crossover_prob=crossover_prob
+        seed=seed,
+        population_size=population_size,
+        crossover_prob=crossover_prob,
     )
