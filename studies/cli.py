@@ -124,14 +124,15 @@ def _finish_run(study_name: str, storage_url: str) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from search import controller_spec
     from studies.demo import demo_experiment
 
     exp = demo_experiment(epochs=args.epochs, num_trials=args.trials, storage=args.storage)
-    controller = getattr(exp.controller, "archtune_name", exp.controller)
+    controller = controller_spec(exp.controller)[0].name
     _out.print(
-        f"archtune demo: {exp.num_trials} trials of a ResNet space on digits, "
-        f"{exp.trainer.max_epochs} epochs each, {controller} + {exp.scheduler} on Ray Tune, "
-        f"recorded in {exp.storage}"
+        f"archtune demo: {exp.settings.num_trials} trials of a ResNet space on digits, "
+        f"{exp.trainer.max_epochs} epochs each, {controller} + {exp.settings.scheduler} on "
+        f"Ray Tune, recorded in {exp.storage}"
     )
     exp.run(address=args.address)
     _finish_run(exp.name, exp.storage)
@@ -141,7 +142,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     from studies.experiment import load_experiment
 
     exp = load_experiment(args.study_file, args.name)
-    exp = exp.with_overrides(num_trials=args.trials, storage=args.storage)
+    exp = exp.replace(num_trials=args.trials, storage=args.storage)
     exp.run(address=args.address)
     _finish_run(exp.name, exp.storage)
 

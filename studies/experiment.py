@@ -14,29 +14,34 @@ Example:
     ...     trainer=ImageClassifier(dataset="digits", epochs=5),
     ...     num_trials=20,
     ... )
-    >>> experiment.controller
-    'tpe'
+    >>> experiment.controller, experiment.settings.num_trials
+    ('tpe', 20)
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import sys
-from dataclasses import dataclass, field, replace
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 
+from search.spec import ControllerSpec
 from spaces import SearchSpace
+from studies.settings import RunSettings
 from studies.storage import DEFAULT_STORAGE
-from studies.study import Study
+from studies.study import Study, check_study_args, plan_run, run_settings
 from trainers import Trainer
 
 
-@dataclass
+@dataclass(frozen=True, init=False)
 class Experiment:
-    """A complete study definition.
+    """A complete study definition: what to search, how to train, how to run.
 
     Attributes:
         name: Study name in the database.
@@ -44,44 +49,93 @@ class Experiment:
         objective: Reported metric to optimise.
         trainer: What each trial trains.
         direction: ``"maximize"`` or ``"minimize"``.
-        controller: A controller name (see ``search.list_controllers()``) or sampler.
-        seed: Seed of a controller given by name.
-        num_trials: Trials to run.
-        max_concurrent: Trials at the same time.
-        scheduler: ``"fifo"``, ``"asha"`` or ``"median"``.
-        scheduler_options: The scheduler's settings, e.g. ``{"grace_period": 3}`` (see
-            :meth:`Study.run`).
-        resume_stopped: Train a repeat of a stopped configuration on from its checkpoint
-            (see :meth:`Study.run`).
-        resources_per_trial: e.g. ``{"cpu": 1, "gpu": 0}``.
+        controller: A controller name (see ``search.list_controllers()``), a
+            :class:`~search.ControllerSpec`, or an Optuna sampler.
+        settings: How to run (:class:`~studies.settings.RunSettings`).
         storage: Database URL.
+
+    The constructor also takes ``seed`` (of a controller given by name) and every field
+    of :class:`~studies.settings.RunSettings` as a keyword (``num_trials``,
+    ``max_concurrent``, ``scheduler``, ``scheduler_options``, ``resources_per_trial``,
+    ``run_dir``, ``max_retries``, ``reuse_finished``, ``resume_stopped``), which replace
+    the same field of ``settings``. Override fields later with ``dataclasses.replace``.
     """
 
     name: str
     space: SearchSpace
-    objective: str
+    objective: str | tuple[str, ...]
     trainer: Trainer
-    direction: str = "maximize"
-    controller: str | optuna.samplers.BaseSampler = "tpe"
-    seed: int | None = None
-    num_trials: int = 20
-    max_concurrent: int = 2
-    scheduler: str = "fifo"
-    scheduler_options: dict[str, int] | None = None
-    resume_stopped: bool = False
-    resources_per_trial: dict[str, float] = field(default_factory=lambda: {"cpu": 1})
-    storage: str = DEFAULT_STORAGE
+    direction: str | tuple[str, ...]
+    controller: str | ControllerSpec | optuna.samplers.BaseSampler
+    settings: RunSettings
+    storage: str
 
-    def with_overrides(self, **changes: Any) -> Experiment:
-        """A copy with the given fields replaced; ``None`` values leave a field as is."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+    def __init__(
+        self,
+        name: str,
+        space: SearchSpace,
+        objective: str | Sequence[str],
+        trainer: Trainer,
+        direction: str | Sequence[str] = "maximize",
+        controller: str | ControllerSpec | optuna.samplers.BaseSampler = "tpe",
+        settings: RunSettings | None = None,
+        storage: str = DEFAULT_STORAGE,
+        *,
+        seed: int | None = None,
+        num_trials: int | None = None,
+        max_concurrent: int | None = None,
+        scheduler: str | None = None,
+        scheduler_options: Mapping[str, int] | None = None,
+        resources_per_trial: Mapping[str, float] | None = None,
+        run_dir: str | None = None,
+        max_retries: int | None = None,
+        reuse_finished: bool | None = None,
+        resume_stopped: bool | None = None,
+    ) -> None:
+        if seed is not None:
+            if not isinstance(controller, str):
+                raise TypeError(
+                    "seed applies to a controller given by name; give the seed to "
+                    "make_controller(...) or ControllerSpec(...) instead."
+                )
+            controller = ControllerSpec(controller, seed=seed)
+        overrides = {
+            "num_trials": num_trials,
+            "max_concurrent": max_concurrent,
+            "scheduler": scheduler,
+            "scheduler_options": scheduler_options,
+            "resources_per_trial": resources_per_trial,
+            "run_dir": run_dir,
+            "max_retries": max_retries,
+            "reuse_finished": reuse_finished,
+            "resume_stopped": resume_stopped,
+        }
+        fields = {
+            "name": name,
+            "space": space,
+            "objective": objective if isinstance(objective, str) else tuple(objective),
+            "trainer": trainer,
+            "direction": direction if isinstance(direction, str) else tuple(direction),
+            "controller": controller,
+            "settings": run_settings(settings, overrides),
+            "storage": storage,
+        }
+        for key, value in fields.items():
+            object.__setattr__(self, key, value)
 
     def run(
         self, address: str | None = None, run_dir: str | None = None, progress: bool = True
     ) -> Study:
-        """Create the study (or continue the one of the same name) and run it."""
-        from search import make_controller
+        """Create the study (or continue the one of the same name) and run it.
 
+        Everything is checked before the study is created, so a bad setting leaves
+        nothing behind in the database.
+        """
+        objectives = check_study_args(self.name, self.space, self.objective, self.direction)
+        settings = run_settings(self.settings, {"address": address, "run_dir": run_dir})
+        with warnings.catch_warnings():  # Study.run says it once
+            warnings.simplefilter("ignore", UserWarning)
+            plan_run(self.space, objectives, self.trainer, self.controller, settings, 0)
         study = Study.create(
             self.name,
             self.space,
@@ -90,25 +144,26 @@ class Experiment:
             self.storage,
             load_if_exists=True,
         )
-        controller = self.controller
-        if isinstance(controller, str):
-            # A continued study must not replay the proposals of its first run.
-            seed = None if self.seed is None else self.seed + len(study.trials)
-            controller = make_controller(controller, seed=seed)
-        study.run(
-            self.trainer,
-            controller,
-            num_trials=self.num_trials,
-            max_concurrent=self.max_concurrent,
-            scheduler=self.scheduler,
-            scheduler_options=self.scheduler_options,
-            resume_stopped=self.resume_stopped,
-            resources_per_trial=self.resources_per_trial,
-            address=address,
-            run_dir=run_dir,
-            progress=progress,
-        )
+        study.run(self.trainer, self.controller, settings, progress=progress)
         return study
+
+    def replace(self, **changes: Any) -> Experiment:
+        """A copy with fields of the experiment or of its settings replaced (by
+        ``dataclasses.replace``); a None value leaves its field as it is (an unset flag).
+
+        Example:
+            >>> from spaces import Int
+            >>> from trainers import ImageClassifier
+            >>> e = Experiment("x", SearchSpace({"d": Int(1, 3)}), "val_acc", ImageClassifier())
+            >>> e.replace(num_trials=5, storage="sqlite:///other.db").settings.num_trials
+            5
+        """
+        changes = {k: v for k, v in changes.items() if v is not None}
+        own = {f.name for f in dataclasses.fields(self)}
+        mine = {k: v for k, v in changes.items() if k in own and k != "settings"}
+        base = changes.get("settings", self.settings)
+        settings = run_settings(base, {k: v for k, v in changes.items() if k not in own})
+        return dataclasses.replace(self, **mine, settings=settings)
 
 
 class StudyFileError(ValueError):

@@ -4,14 +4,15 @@ Shown instead of Ray Tune's status tables. Failed trials print one line each wit
 their reason, so a failure is visible without scrolling through tracebacks.
 
 Example:
-    >>> bar = TrialProgress("demo", total=3, objective="val_acc", mode="max", enabled=False)
+    >>> from studies.objectives import Objectives
+    >>> objectives = Objectives.parse("val_acc", "maximize")
+    >>> bar = TrialProgress("demo", total=3, objectives=objectives, enabled=False)
     >>> bar.best is None
     True
 """
 
 from __future__ import annotations
 
-import math
 import sys
 from types import TracebackType
 
@@ -20,6 +21,7 @@ from optuna.trial import TrialState
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from studies.objectives import Objectives
 from studies.records import ATTR_ERROR
 
 
@@ -27,9 +29,9 @@ class TrialProgress:
     """Counts finished trials and tracks the best objective value of this run."""
 
     def __init__(
-        self, study: str, total: int, objective: str, mode: str, enabled: bool = True
+        self, study: str, total: int, objectives: Objectives, enabled: bool = True
     ) -> None:
-        self.study, self.total, self.objective, self.mode = study, total, objective, mode
+        self.study, self.total, self.objectives = study, total, objectives
         self.best: float | None = None
         self.counts = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL")}
         self.enabled = enabled
@@ -47,25 +49,19 @@ class TrialProgress:
         self._task = self._progress.add_task(study, total=total, best=self._best_text())
 
     def _best_text(self) -> str:
+        name = self.objectives[0].name
         if self.best is None:
-            return f"best {self.objective}: -"
+            return f"best {name}: -"
         extra = "".join(
             f"  {k.lower()} {v}" for k, v in self.counts.items() if v and k != "COMPLETE"
         )
-        return f"best {self.objective}: {self.best:.4f}{extra}"
+        return f"best {name}: {self.best:.4f}{extra}"
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
         """Count a trial that has just been told, and print why if it failed."""
         self.counts[trial.state.name] = self.counts.get(trial.state.name, 0) + 1
-        value = trial.value if trial.state == TrialState.COMPLETE else None
-        if (
-            value is not None
-            and math.isfinite(value)
-            and (
-                self.best is None
-                or (value > self.best if self.mode == "max" else value < self.best)
-            )
-        ):
+        value = trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else None
+        if value is not None and self.objectives[0].better(value, self.best):
             self.best = value
         if trial.state == TrialState.FAIL and self.enabled:
             reason = trial.user_attrs.get(ATTR_ERROR, "unknown error")

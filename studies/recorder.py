@@ -42,11 +42,13 @@ only forward events to it, so the rules below are in one place:
   checkpoint. The per-epoch metric rows of the epochs before it stay with the trial it
   went on from.
 
-Not thread-safe: Ray Tune calls searchers and callbacks from its single driver loop.
-``ask`` writes at once (the controller needs the history); the per-epoch and
-end-of-trial writes go, in order, to a background :class:`~studies.writer.OrderedWriter`,
-off Ray Tune's loop: call :meth:`Recorder.flush` before reading them, and
-:meth:`Recorder.close` at the end.
+Threads: Ray Tune calls the public methods from its single driver loop. Every Optuna
+write goes, in order, to one background :class:`~studies.writer.OrderedWriter`, off Ray
+Tune's loop; ``ask`` runs its whole proposal on that writer (``OrderedWriter.call``)
+after every write submitted before it, so the controller sees every earlier result
+(rejections and repeats included), and Ray's loop waits for the proposal. Call
+:meth:`Recorder.flush` before reading what was written, and :meth:`Recorder.close` at the
+end. The state of each open trial is one :class:`OpenTrial`, keyed by Ray's trial id.
 """
 
 from __future__ import annotations
@@ -54,14 +56,17 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from search.base import params_key
+from search.optuna_access import trial_id
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
+from studies.objectives import Objectives
 from studies.records import (
     ATTR_ARCH_ID,
     ATTR_ERROR,
@@ -80,6 +85,46 @@ TRACEBACK_LIMIT = 20_000
 MAX_REJECTIONS = 1000  # proposals in a row rejected or repeated before the search stops
 
 Listener = Callable[[optuna.trial.FrozenTrial], None]
+ConfigKey = frozenset[Any]
+
+
+@dataclass
+class OpenTrial:
+    """What the recorder knows of one trial between its proposal and its end.
+
+    Attributes:
+        trial: The Optuna trial.
+        config: The nested configuration sent to Ray.
+        key: Identity of its parameters as Optuna stores them (for repeats).
+        curve: ``{epoch: value}`` of the scheduled objective, kept to resume it later.
+        last_step: The last epoch recorded (Ray repeats the last result at the end).
+        checkpoint: Directory of its last checkpoint.
+    """
+
+    trial: optuna.Trial
+    config: dict[str, Any]
+    key: ConfigKey
+    curve: dict[int, float] = field(default_factory=dict)
+    last_step: int | None = None
+    checkpoint: str | None = None
+
+
+@dataclass(frozen=True)
+class _Done:
+    """A completed trial a repeat can be answered from."""
+
+    number: int
+    values: list[float]
+    checkpoint: str | None
+
+
+@dataclass(frozen=True)
+class _Stopped:
+    """A stopped trial a repeat can go on from."""
+
+    number: int
+    curve: dict[int, float]
+    checkpoint: str
 
 
 class Recorder:
@@ -89,7 +134,7 @@ class Recorder:
         study: The Optuna study, loaded with the controller as its sampler.
         storage: The open database (for archtune's metric rows).
         space: The search space; its decisions are the trial distributions.
-        objective: Name of the reported metric to optimise.
+        objectives: The study's objectives (names and directions).
         budget: Epochs of a full run of a configuration (``Trainer.epochs_for``); fewer at
             the end means PRUNED.
         num_trials: How many trials to ask for before reporting the search finished.
@@ -107,7 +152,8 @@ class Recorder:
         study: optuna.Study,
         storage: Storage,
         space: SearchSpace,
-        objective: str,
+        objectives: Objectives,
+        *,
         budget: Callable[[Mapping[str, Any]], int],
         num_trials: int,
         on_finish: Listener | None = None,
@@ -119,7 +165,7 @@ class Recorder:
         self.study = study
         self.storage = storage
         self.space = space
-        self.objective = objective
+        self.objectives = objectives
         self.budget = budget
         self.num_trials = num_trials
         self.on_finish = on_finish
@@ -130,20 +176,19 @@ class Recorder:
         self.rejected = 0
         self.repeated = 0
         self.resumed = 0
-        # {config key: (number, values, checkpoint)} of completed trials, built on first use.
-        self._done: dict[frozenset[Any], tuple[int, list[float], str | None]] | None = None
-        # {config key: (number, intermediate values, checkpoint)} of stopped ones (resume).
-        self._pruned: dict[frozenset[Any], tuple[int, dict[int, float], str]] | None = None
-        self._curves: dict[str, dict[int, float]] = {}  # intermediate values of open trials
-        self._keys: dict[str, frozenset[Any]] = {}
-        self._open: dict[str, optuna.Trial] = {}
-        self._configs: dict[str, dict[str, Any]] = {}
-        self._last_step: dict[str, int] = {}
-        self._checkpoints: dict[str, str] = {}
         self.asked = 0
         self.stopped: str | None = None  # why the search stopped early, if it did
+        self._open: dict[str, OpenTrial] = {}  # by Ray's trial id
+        self._done: dict[ConfigKey, _Done] | None = None  # built on first use
+        self._pruned: dict[ConfigKey, _Stopped] | None = None  # built on first use (resume)
         self._writer = OrderedWriter()
 
+    @property
+    def scheduled(self) -> str:
+        """The objective a scheduler judges (its per-epoch values are the trial's curve)."""
+        return self.objectives.scheduled.name
+
+    # Proposals ---------------------------------------------------------------------
     def ask(self, key: str) -> dict[str, Any] | None:
         """A configuration for the Ray trial ``key``, or None once ``num_trials`` were asked.
 
@@ -155,6 +200,10 @@ class Recorder:
         """
         if self.asked >= self.num_trials:
             return None
+        return self._writer.call(self._propose, key)
+
+    def _propose(self, key: str) -> dict[str, Any] | None:
+        """:meth:`ask`, on the writer thread (after every earlier write)."""
         rejected = 0
         for _ in range(MAX_REJECTIONS):
             trial = self.study.ask()
@@ -171,15 +220,13 @@ class Recorder:
             except Exception as e:  # a network that cannot be built must not stop the run
                 reasons = [f"model statistics failed: {type(e).__name__}: {e}"]
             if not reasons:
-                self._writer.submit(trial.set_user_attr, ATTR_ARCH_ID, arch_id)
+                trial.set_user_attr(ATTR_ARCH_ID, arch_id)
                 if self.trainer_id is not None:
-                    self._writer.submit(trial.set_user_attr, ATTR_TRAINER_ID, self.trainer_id)
-                self._open[key] = trial
-                self._configs[key] = config
-                self._keys[key] = config_key
-                self._curves[key] = {}
+                    trial.set_user_attr(ATTR_TRAINER_ID, self.trainer_id)
+                state = OpenTrial(trial, config, config_key)
+                self._open[key] = state
                 self.asked += 1
-                return self._resumed(key, trial, config, config_key)
+                return self._resumed(state)
             self.rejected += 1
             rejected += 1
             trial.set_user_attr(ATTR_ARCH_ID, arch_id)
@@ -200,7 +247,7 @@ class Recorder:
             )
         return None
 
-    def _completed(self) -> dict[frozenset[Any], tuple[int, list[float], str | None]]:
+    def _completed(self) -> dict[ConfigKey, _Done]:
         """Completed trials of this trainer by configuration (read from the study once)."""
         if self._done is None:
             self._done = {}
@@ -208,11 +255,11 @@ class Recorder:
                 attrs = t.user_attrs
                 if attrs.get(ATTR_TRAINER_ID) != self.trainer_id or ATTR_REPEAT_OF in attrs:
                     continue
-                entry = (t.number, list(t.values), attrs.get(ATTR_CHECKPOINT))
-                self._done.setdefault(params_key(t.params), entry)
+                done = _Done(t.number, list(t.values), attrs.get(ATTR_CHECKPOINT))
+                self._done.setdefault(params_key(t.params), done)
         return self._done
 
-    def _stopped(self) -> dict[frozenset[Any], tuple[int, dict[int, float], str]]:
+    def _stopped(self) -> dict[ConfigKey, _Stopped]:
         """Stopped trials of this trainer with a checkpoint, by configuration (read from
         the study once); of several, the latest (it went furthest)."""
         if self._pruned is None:
@@ -220,43 +267,37 @@ class Recorder:
             for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
                 path = t.user_attrs.get(ATTR_CHECKPOINT)
                 if path and t.user_attrs.get(ATTR_TRAINER_ID) == self.trainer_id:
-                    entry = (t.number, dict(t.intermediate_values), path)
-                    self._pruned[params_key(t.params)] = entry
+                    stopped = _Stopped(t.number, dict(t.intermediate_values), path)
+                    self._pruned[params_key(t.params)] = stopped
         return self._pruned
 
-    def _resumed(
-        self, key: str, trial: optuna.Trial, config: dict[str, Any], config_key: frozenset[Any]
-    ) -> dict[str, Any]:
-        """``config`` for Ray: with the checkpoint of the stopped trial it repeats (resume)."""
-        stopped = self._stopped().get(config_key) if self.resume else None
-        if stopped is None or not stopped[1] or not os.path.isdir(stopped[2]):
-            return config  # e.g. a checkpoint on storage this driver cannot see: from scratch
-        number, curve, path = stopped
+    def _resumed(self, state: OpenTrial) -> dict[str, Any]:
+        """The config for Ray: with the checkpoint of the stopped trial it repeats (resume)."""
+        stopped = self._stopped().get(state.key) if self.resume else None
+        if stopped is None or not stopped.curve or not os.path.isdir(stopped.checkpoint):
+            return state.config  # e.g. a checkpoint this driver cannot see: from scratch
         self.resumed += 1
-        self._writer.submit(trial.set_user_attr, ATTR_RESUMED_FROM, number)
-        for step, value in sorted(curve.items()):
-            self._writer.submit(trial.report, value, step)
-        self._curves[key] = dict(curve)
-        self._checkpoints[key] = path
-        last = max(curve)
-        self._last_step[key] = last  # its report of that epoch again is not a new one
-        again = {"epoch": last, self.objective: curve[last]}
-        return {**config, RESUME_KEY: path, RESUME_REPORT_KEY: again}
+        state.trial.set_user_attr(ATTR_RESUMED_FROM, stopped.number)
+        for step, value in sorted(stopped.curve.items()):
+            state.trial.report(value, step)
+        state.curve = dict(stopped.curve)
+        state.checkpoint = stopped.checkpoint
+        last = max(stopped.curve)
+        state.last_step = last  # its report of that epoch again is not a new one
+        again = {"epoch": last, self.scheduled: stopped.curve[last]}
+        return {**state.config, RESUME_KEY: stopped.checkpoint, RESUME_REPORT_KEY: again}
 
-    def _answer_from_record(
-        self, trial: optuna.Trial, arch_id: str, earlier: tuple[int, list[float], str | None]
-    ) -> None:
+    def _answer_from_record(self, trial: optuna.Trial, arch_id: str, earlier: _Done) -> None:
         """Tell a repeated proposal COMPLETE with the result of the trial it repeats."""
-        number, values, checkpoint = earlier
         self.repeated += 1
-        attrs: dict[str, Any] = {ATTR_ARCH_ID: arch_id, ATTR_REPEAT_OF: number}
+        attrs: dict[str, Any] = {ATTR_ARCH_ID: arch_id, ATTR_REPEAT_OF: earlier.number}
         if self.trainer_id is not None:
             attrs[ATTR_TRAINER_ID] = self.trainer_id
-        if checkpoint is not None:
-            attrs[ATTR_CHECKPOINT] = checkpoint
+        if earlier.checkpoint is not None:
+            attrs[ATTR_CHECKPOINT] = earlier.checkpoint
         for name, value in attrs.items():
             trial.set_user_attr(name, value)
-        self.study.tell(trial, values=values)
+        self.study.tell(trial, values=earlier.values)
 
     def _violations(self, config: Mapping[str, Any]) -> list[str]:
         if not self.space.constraints:
@@ -266,60 +307,65 @@ class Recorder:
         stats = self.stats(config, {c.metric for c in self.space.constraints})
         return [v for c in self.space.constraints if (v := c.violation(stats)) is not None]
 
+    # Results -----------------------------------------------------------------------
     def result(self, key: str, result: Mapping[str, Any]) -> None:
         """Record one reported epoch of trial ``key``."""
-        trial = self._open.get(key)
-        if trial is None:
+        state = self._open.get(key)
+        if state is None:
             return
         if ERROR_KEY in result:
             self.fail(key, str(result[ERROR_KEY]), traceback=result.get(TRACEBACK_KEY))
             return
         step = int(result.get("epoch", result.get("training_iteration", 0)))
-        if self._last_step.get(key) == step:
+        if state.last_step == step:
             return  # Ray repeats the last result when the trial completes.
-        self._last_step[key] = step
+        state.last_step = step
         metrics = {k: v for k, v in result.items() if k in self._reported_keys(result)}
-        value = result.get(self.objective)
+        value = result.get(self.scheduled)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             value = None
         elif self.resume:
-            self._curves[key][step] = float(value)
-        self._writer.submit(self._write_epoch, trial, step, metrics, value)
+            state.curve[step] = float(value)
+        self._writer.submit(self._write_epoch, state.trial, step, metrics, value)
 
     def _write_epoch(
         self, trial: optuna.Trial, step: int, metrics: dict[str, Any], value: float | None
     ) -> None:
-        self.storage.add_metrics(trial._trial_id, step, metrics)
+        self.storage.add_metrics(trial_id(trial), step, metrics)
         if value is not None:
             trial.report(float(value), step)
 
     def complete(self, key: str, result: Mapping[str, Any] | None) -> None:
         """Trial ``key`` ended without an error, with ``result`` its last report."""
-        trial = self._open.get(key)
-        if trial is None:
+        state = self._open.get(key)
+        if state is None:
             return
-        if not result or self.objective not in result:
-            reported = sorted(self._reported_keys(result or {}))
+        result = result or {}
+        missing = [n for n in self.objectives.names if n not in result]
+        if missing:
+            reported = sorted(self._reported_keys(result))
             self.fail(
                 key,
-                f"The trial reported no {self.objective!r}; it reported {reported}. "
+                f"The trial reported no {missing[0]!r}; it reported {reported}. "
                 "Make the trainer report the study's objective.",
             )
             return
         self.result(key, result)
-        value = result[self.objective]
         step = int(result.get("epoch", result.get("training_iteration", 0)))
-        if not isinstance(value, (int, float)) or not math.isfinite(value):
-            self.fail(key, f"The objective {self.objective!r} was {value!r} at epoch {step}.")
-        elif step < self.budget(self._configs[key]):
+        values = [result[n] for n in self.objectives.names]
+        for name, value in zip(self.objectives.names, values, strict=True):
+            if not isinstance(value, (int, float)) or not math.isfinite(value):
+                self.fail(key, f"The objective {name!r} was {value!r} at epoch {step}.")
+                return
+        if step < self.budget(state.config):
             self._tell(key, state=TrialState.PRUNED)
         else:
-            self._tell(key, values=float(value), state=TrialState.COMPLETE)
+            self._tell(key, values=[float(v) for v in values], state=TrialState.COMPLETE)
 
     def checkpoint(self, key: str, path: str) -> None:
         """Trial ``key`` saved a checkpoint in directory ``path`` (the last one is kept)."""
         if key in self._open:
-            self._checkpoints[key] = path
+            self._open[key].checkpoint = path
 
     def fail(self, key: str, error: str, traceback: str | None = None) -> None:
         """Trial ``key`` failed: keep the reason, then tell FAIL."""
@@ -347,27 +393,29 @@ class Recorder:
         self,
         key: str,
         state: TrialState,
-        values: float | None = None,
+        values: list[float] | None = None,
         attrs: dict[str, str] | None = None,
     ) -> None:
         trial = self._open.pop(key)
-        self._last_step.pop(key, None)
-        self._configs.pop(key, None)
-        config_key = self._keys.pop(key, None)
-        curve = self._curves.pop(key, {})
         attrs = dict(attrs or {})
-        if key in self._checkpoints:
-            attrs[ATTR_CHECKPOINT] = self._checkpoints.pop(key)
-        if self.resume and state == TrialState.PRUNED and config_key and ATTR_CHECKPOINT in attrs:
-            self._stopped()[config_key] = (trial.number, curve, attrs[ATTR_CHECKPOINT])
-        if self.reuse and state == TrialState.COMPLETE and config_key and values is not None:
+        if trial.checkpoint is not None:
+            attrs[ATTR_CHECKPOINT] = trial.checkpoint
+        if self.resume and state == TrialState.PRUNED and trial.checkpoint is not None:
+            self._stopped()[trial.key] = _Stopped(
+                trial.trial.number, trial.curve, trial.checkpoint
+            )
+        if self.reuse and state == TrialState.COMPLETE and values is not None:
             # Known at once, so a repeat asked before the write lands is still answered.
-            entry = (trial.number, [values], attrs.get(ATTR_CHECKPOINT))
-            self._completed().setdefault(config_key, entry)
-        self._writer.submit(self._write_tell, trial, state, values, attrs)
+            done = _Done(trial.trial.number, values, trial.checkpoint)
+            self._completed().setdefault(trial.key, done)
+        self._writer.submit(self._write_tell, trial.trial, state, values, attrs)
 
     def _write_tell(
-        self, trial: optuna.Trial, state: TrialState, values: float | None, attrs: dict[str, str]
+        self,
+        trial: optuna.Trial,
+        state: TrialState,
+        values: list[float] | None,
+        attrs: dict[str, str],
     ) -> None:
         for name, text in attrs.items():
             trial.set_user_attr(name, text)

@@ -20,6 +20,8 @@ from typing import Any
 
 import optuna
 
+from search.optuna_access import trial_id
+from studies.objectives import Objectives
 from studies.storage import Storage
 
 # Keys of archtune's entries in Optuna's study and trial user attributes.
@@ -129,8 +131,9 @@ class StudySummary:
     started: datetime | None
 
 
-def _direction(study: optuna.study.StudySummary | optuna.Study) -> str:
-    return "maximize" if study.direction == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+def _objectives(study: optuna.study.StudySummary | optuna.Study) -> Objectives:
+    names = getattr(study, "metric_names", None)
+    return Objectives.from_json(study.user_attrs.get(ATTR_OBJECTIVE), study.directions, names)
 
 
 def trial_record(
@@ -165,14 +168,15 @@ def load_study_record(storage: Storage, name: str) -> StudyRecord:
         raise KeyError(f"No study {name!r} in {storage.url}; studies there: {sorted(names)}.")
     study = optuna.load_study(study_name=name, storage=storage.optuna)
     trials = study.get_trials(deepcopy=False)
-    metrics = storage.metrics([t._trial_id for t in trials])
+    metrics = storage.metrics([trial_id(t) for t in trials])
     space = study.user_attrs.get(ATTR_SPACE)
+    objectives = _objectives(study)
     return StudyRecord(
         name=name,
-        direction=_direction(study),
-        objective=study.user_attrs.get(ATTR_OBJECTIVE, "value"),
+        direction=objectives[0].direction,
+        objective=objectives[0].name,
         space=json.loads(space) if isinstance(space, str) else space,
-        trials=[trial_record(t, metrics[t._trial_id]) for t in trials],
+        trials=[trial_record(t, metrics[trial_id(t)]) for t in trials],
     )
 
 
@@ -184,11 +188,12 @@ def list_studies(storage: Storage) -> list[StudySummary]:
         states: dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
             states[t.state.name] = states.get(t.state.name, 0) + 1
+        objectives = _objectives(study)
         out.append(
             StudySummary(
                 name=s.study_name,
-                direction=_direction(s),
-                objective=s.user_attrs.get(ATTR_OBJECTIVE, "value"),
+                direction=objectives[0].direction,
+                objective=objectives[0].name,
                 n_trials=s.n_trials,
                 states=states,
                 best_value=s.best_trial.value if s.best_trial is not None else None,

@@ -1,8 +1,12 @@
-"""Running a study's trials on Ray Tune: settings, the Ray instance, the Tuner.
+"""Running a study's trials on Ray Tune: the Ray instance, the scheduler, the Tuner.
+
+The settings come checked (:class:`~studies.settings.RunSettings`); this module only
+turns them into Ray Tune's objects.
 
 Example:
-    >>> RunSettings.validated(8, 2, "asha", {"cpu": 1}, None, None).scheduler
-    'asha'
+    >>> from trainers import ImageClassifier
+    >>> trainer_id(ImageClassifier(epochs=2)) == trainer_id(ImageClassifier(epochs=2))
+    True
 """
 
 from __future__ import annotations
@@ -12,145 +16,21 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator, Mapping
-from dataclasses import asdict, dataclass
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from spaces import SearchSpace
+from studies.objectives import Objectives
 from studies.progress import TrialProgress
 from studies.recorder import Recorder
+from studies.settings import RunSettings
 from trainers import Trainer
 from trainers.distributed import num_workers, placement
 
 if TYPE_CHECKING:
     from studies.study import Study
 
-# Each scheduler's options, with archtune's defaults (time is counted in epochs).
-SCHEDULERS: dict[str, dict[str, int]] = {
-    "fifo": {},
-    "asha": {"grace_period": 1, "reduction_factor": 3, "brackets": 1},
-    "median": {"grace_period": 1, "min_samples_required": 3},
-}
 _QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air")
-
-
-@dataclass(frozen=True)
-class RunSettings:
-    """How a run places its trials; validated once, stored with the study for resume."""
-
-    num_trials: int
-    max_concurrent: int
-    scheduler: str
-    resources_per_trial: dict[str, float]
-    address: str | None
-    run_dir: str | None
-    controller: dict[str, Any] | None = None
-    max_retries: int = 2
-    reuse_finished: bool = True
-    scheduler_options: dict[str, int] | None = None
-    resume_stopped: bool = False
-
-    @classmethod
-    def validated(
-        cls,
-        num_trials: Any,
-        max_concurrent: Any,
-        scheduler: Any,
-        resources_per_trial: Any,
-        address: Any,
-        run_dir: Any,
-        controller: dict[str, Any] | None = None,
-        max_retries: Any = 2,
-        reuse_finished: Any = True,
-        scheduler_options: Any = None,
-        resume_stopped: Any = False,
-    ) -> RunSettings:
-        """Check every setting, raising ``ValueError`` that says how to fix it."""
-        for label, v in (("num_trials", num_trials), ("max_concurrent", max_concurrent)):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{label} must be a positive integer, got {v!r}.")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(
-                f"max_retries must be an integer >= 0 (restarts of a trial whose worker "
-                f"died), got {max_retries!r}."
-            )
-        flags = {"reuse_finished": reuse_finished, "resume_stopped": resume_stopped}
-        for label, flag in flags.items():
-            if not isinstance(flag, bool):
-                raise ValueError(f"{label} must be True or False, got {flag!r}.")
-        scheduler = scheduler or "fifo"
-        if scheduler not in SCHEDULERS:
-            raise ValueError(f"Unknown scheduler {scheduler!r}; choose one of {list(SCHEDULERS)}.")
-        options = scheduler_settings(scheduler, scheduler_options)
-        resources = dict(resources_per_trial or {"cpu": 1})
-        for key, v in resources.items():
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
-                raise ValueError(f"resources_per_trial[{key!r}] must be a number >= 0, got {v!r}.")
-        if resources.get("cpu", 0) + resources.get("gpu", 0) <= 0:
-            raise ValueError("resources_per_trial needs a positive 'cpu' or 'gpu' count.")
-        placement(resources)  # checks the data-parallel workers ('workers', 'gpu')
-        if address is not None and not (
-            address == "auto" or address.startswith(("ray://", "localhost:")) or ":" in address
-        ):
-            raise ValueError(
-                f"address {address!r} is not a Ray address; use None (local), 'auto' "
-                "or 'ray://HOST:10001'."
-            )
-        return cls(
-            num_trials,
-            max_concurrent,
-            scheduler,
-            resources,
-            address,
-            run_dir,
-            controller or {"name": "tpe"},
-            max_retries,
-            reuse_finished,
-            options,
-            resume_stopped,
-        )
-
-    def to_json(self, finished_before: int) -> dict[str, Any]:
-        """The settings as stored in the study, with the trial count they started from."""
-        data = asdict(self)
-        data.pop("address")  # where to run is the resumer's choice
-        data["finished_before"] = finished_before
-        return data
-
-
-def scheduler_settings(name: str, options: Any) -> dict[str, int]:
-    """Scheduler ``name``'s options: archtune's defaults updated with ``options``.
-
-    Every option counts epochs or trials and must be a positive integer
-    (``reduction_factor`` at least 2).
-
-    Raises:
-        TypeError: if ``options`` is not a mapping.
-        ValueError: for an option the scheduler does not take, or a bad value.
-
-    Example:
-        >>> scheduler_settings("asha", {"grace_period": 3})
-        {'grace_period': 3, 'reduction_factor': 3, 'brackets': 1}
-    """
-    known = SCHEDULERS[name]
-    if options is None:
-        return dict(known)
-    if not isinstance(options, Mapping):
-        raise TypeError(
-            f"scheduler_options must be a dict such as {known}, got {type(options).__name__}."
-        )
-    unknown = sorted(set(options) - set(known))
-    if unknown:
-        raise ValueError(
-            f"Scheduler {name!r} takes no option(s) {unknown}; it takes {sorted(known) or 'none'}."
-        )
-    for key, v in options.items():
-        least = 2 if key == "reduction_factor" else 1
-        if isinstance(v, bool) or not isinstance(v, int) or v < least:
-            raise ValueError(
-                f"scheduler_options[{key!r}] must be an integer >= {least}, got {v!r}."
-            )
-    return {**known, **dict(options)}
 
 
 def trainer_id(trainer: Trainer) -> str:
@@ -194,7 +74,7 @@ def _start_ray(address: str | None, resources: dict[str, float]) -> bool:
 def _scheduler(settings: RunSettings, trainer: Trainer) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
-    options = scheduler_settings(settings.scheduler, settings.scheduler_options)
+    options = settings.scheduler_config()
     # A trial that goes on from a stopped one's checkpoint starts at its epoch, not at 1.
     time_attr = "epoch" if settings.resume_stopped else "training_iteration"
     if settings.scheduler == "asha":
@@ -262,15 +142,16 @@ def _run(
     from studies.trial import make_trainable
     from studies.tune_adapter import RecorderCallback, RecorderSearcher
 
-    mode = "max" if study.direction == "maximize" else "min"
-    bar = TrialProgress(study.name, settings.num_trials, study.objective, mode, enabled=progress)
+    objectives: Objectives = study.objectives
+    scheduled = objectives.scheduled  # what Ray's scheduler judges, epoch by epoch
+    bar = TrialProgress(study.name, settings.num_trials, objectives, enabled=progress)
     recorder = Recorder(
         study.optuna,
         study.storage,
         space,
-        study.objective,
-        trainer.epochs_for,
-        settings.num_trials,
+        objectives,
+        budget=trainer.epochs_for,
+        num_trials=settings.num_trials,
         on_finish=bar.trial_finished,
         stats=_stats_fn(trainer, space) if space.constraints else None,
         trainer_id=trainer_id(trainer),
@@ -292,10 +173,10 @@ def _run(
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(
-                search_alg=RecorderSearcher(recorder, study.objective, mode),
+                search_alg=RecorderSearcher(recorder, scheduled.name, scheduled.mode),
                 scheduler=_scheduler(settings, trainer),
-                metric=study.objective,
-                mode=mode,
+                metric=scheduled.name,
+                mode=scheduled.mode,
                 num_samples=settings.num_trials,
                 max_concurrent_trials=settings.max_concurrent,
                 reuse_actors=True,

@@ -13,15 +13,20 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import json
-from collections.abc import Mapping
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
-from search import make_controller
+from search.optuna_access import trial_id
+from search.spec import ControllerSpec, controller_spec, importable
 from spaces import SearchSpace
+from studies.objectives import Objectives
 from studies.records import (
     ATTR_ERROR,
     ATTR_OBJECTIVE,
@@ -33,11 +38,12 @@ from studies.records import (
     StudyRecord,
     load_study_record,
 )
+from studies.settings import RunSettings, load_run_record, run_record
 from studies.storage import DEFAULT_STORAGE, Storage, open_storage
 from trainers import Trainer, trainer_from_json
 
-DIRECTIONS = ("maximize", "minimize")
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+Controller = optuna.samplers.BaseSampler | ControllerSpec | str | None
 
 
 class Study:
@@ -76,16 +82,7 @@ class Study:
             ValueError: on a bad argument, or an existing study that differs.
             studies.storage.StorageError: when the database cannot be opened.
         """
-        if not isinstance(name, str) or not name.strip():
-            raise ValueError(f"Study name must be a non-empty string, got {name!r}.")
-        if not isinstance(space, SearchSpace):
-            raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}.")
-        if not space.decisions():
-            raise ValueError("The space has no decisions; add a Float, Int or Categorical.")
-        if not isinstance(objective, str) or not objective:
-            raise ValueError(f"objective must name a reported metric, got {objective!r}.")
-        if direction not in DIRECTIONS:
-            raise ValueError(f"direction must be one of {DIRECTIONS}, got {direction!r}.")
+        objectives = check_study_args(name, space, objective, direction)
         db = open_storage(storage)
         if name in optuna.get_all_study_names(db.optuna):
             if not load_if_exists:
@@ -94,11 +91,13 @@ class Study:
                     "or use Study.load / load_if_exists=True to continue it."
                 )
             study = cls.load(name, storage)
-            study._check_same(space, objective, direction)
+            study._check_same(space, objectives)
             return study
-        inner = optuna.create_study(study_name=name, storage=db.optuna, direction=direction)
+        inner = optuna.create_study(
+            study_name=name, storage=db.optuna, directions=objectives.optuna_directions
+        )
         inner.set_user_attr(ATTR_SPACE, space.dumps())
-        inner.set_user_attr(ATTR_OBJECTIVE, objective)
+        inner.set_user_attr(ATTR_OBJECTIVE, objectives.to_json())
         return cls(inner, db)
 
     @classmethod
@@ -117,15 +116,15 @@ class Study:
             raise ValueError(f"Study {name!r} was not created by archtune (it has no space).")
         return cls(inner, db)
 
-    def _check_same(self, space: SearchSpace, objective: str, direction: str) -> None:
+    def _check_same(self, space: SearchSpace, objectives: Objectives) -> None:
         if self.space != space:
             raise ValueError(
                 f"Study {self.name!r} exists with a different space; use a new study name."
             )
-        if (self.objective, self.direction) != (objective, direction):
+        if self.objectives != objectives:
             raise ValueError(
                 f"Study {self.name!r} exists with objective {self.objective!r} "
-                f"({self.direction}); got {objective!r} ({direction})."
+                f"({self.direction}); got {objectives.names[0]!r} ({objectives.directions[0]})."
             )
 
     # Properties --------------------------------------------------------------------
@@ -143,13 +142,21 @@ class Study:
         return SearchSpace.from_json(self._study.user_attrs[ATTR_SPACE])
 
     @property
+    def objectives(self) -> Objectives:
+        """The study's objectives with their directions."""
+        return Objectives.from_json(
+            self._study.user_attrs.get(ATTR_OBJECTIVE), self._study.directions
+        )
+
+    @property
     def objective(self) -> str:
-        return self._study.user_attrs[ATTR_OBJECTIVE]
+        """The name of the objective."""
+        return self.objectives.names[0]
 
     @property
     def direction(self) -> str:
-        d = self._study.direction
-        return "maximize" if d == optuna.study.StudyDirection.MAXIMIZE else "minimize"
+        """``"maximize"`` or ``"minimize"``."""
+        return self.objectives.directions[0]
 
     @property
     def trials(self) -> list[optuna.trial.FrozenTrial]:
@@ -187,181 +194,257 @@ class Study:
     def run(
         self,
         trainer: Trainer,
-        controller: optuna.samplers.BaseSampler | str | None = None,
-        num_trials: int = 10,
-        max_concurrent: int = 2,
+        controller: Controller = None,
+        settings: RunSettings | None = None,
+        *,
+        num_trials: int | None = None,
+        max_concurrent: int | None = None,
         scheduler: str | None = None,
+        scheduler_options: Mapping[str, int] | None = None,
         resources_per_trial: Mapping[str, float] | None = None,
         address: str | None = None,
         run_dir: str | None = None,
+        max_retries: int | None = None,
+        reuse_finished: bool | None = None,
+        resume_stopped: bool | None = None,
         progress: bool = True,
-        max_retries: int = 2,
-        reuse_finished: bool = True,
-        scheduler_options: Mapping[str, int] | None = None,
-        resume_stopped: bool = False,
     ) -> None:
-        """Run ``num_trials`` more trials on Ray Tune, recording each as it ends.
+        """Run ``settings.num_trials`` more trials on Ray Tune, recording each as it ends.
 
         A failing trial is recorded as FAIL with its traceback; the study goes on.
 
         Args:
             trainer: What each trial trains (e.g. ``ImageClassifier(...)``).
-            controller: An Optuna sampler, or a name for :func:`search.make_controller`
-                (default ``"tpe"``).
-            num_trials: Trials to run in this call.
-            max_concurrent: Trials running at the same time.
-            scheduler: ``"fifo"`` (none), ``"asha"`` or ``"median"`` early stopping.
-            scheduler_options: The scheduler's settings, in epochs: for ``"asha"``
-                ``grace_period`` (1; no trial stops before it), ``reduction_factor`` (3;
-                a third goes on at each rung) and ``brackets`` (1); for ``"median"``
-                ``grace_period`` (1) and ``min_samples_required`` (3).
-            resources_per_trial: e.g. ``{"cpu": 1, "gpu": 0}``.
-            address: None starts a local Ray instance (or reuses the one this process
-                has); ``"auto"`` or ``"ray://host:10001"`` joins a cluster.
-            run_dir: Where Ray keeps trial directories and checkpoints.
-            progress: Show a progress bar with trials done and the best value.
-            max_retries: Restarts of a trial whose worker died (a lost node, a killed
-                process), each from the trial's last checkpoint. A trial whose own code
-                raises (NaN loss, out of memory, a bad configuration) is not retried: it
-                ends FAIL with the error recorded.
-            reuse_finished: Answer a proposal that repeats a configuration this trainer
-                already completed from the record (a COMPLETE trial marked
-                ``archtune:repeat_of``, no training) instead of training it again;
-                repeats do not count towards ``num_trials``. Turn off for a noisy
-                objective whose repeats you want measured again.
-            resume_stopped: Train a proposal that repeats a configuration the scheduler
-                stopped on from that trial's last checkpoint (marked
-                ``archtune:resumed_from``) instead of from scratch. It first reports the
+            controller: What to try next: a name for :func:`search.make_controller`
+                (default ``"tpe"``), a :class:`~search.ControllerSpec`, or an Optuna
+                sampler. A sampler that :func:`search.make_controller` did not make is
+                stored by its class's import path: ``archtune resume`` rebuilds it with
+                its default options (pass a ``ControllerSpec`` to keep options).
+            settings: How to run (:class:`~studies.settings.RunSettings`, whose
+                docstring describes every setting); default ``RunSettings()``.
+            num_trials, max_concurrent, scheduler, scheduler_options, resources_per_trial,
+            address, run_dir, max_retries, reuse_finished, resume_stopped: Shortcuts that
+                replace the same field of ``settings`` when given (not None).
+                ``resume_stopped`` trains a repeat of a configuration the
+                scheduler stopped on from that trial's last checkpoint (marked
+                ``archtune:resumed_from``) instead of from scratch: it first reports the
                 epoch it was stopped at again, so the scheduler judges it again there
-                before any training: a controller's re-proposal acts as a request to
-                promote the stopped trial (as in ASHA's promotions) and costs only the
-                epochs beyond the checkpoint. The trainer must report
-                ``"epoch"`` (the schedulers then count epochs by it) and checkpoint each
-                epoch, as ``ImageClassifier`` does; Ray's run directory must be on storage
-                the driver can read. Off by default.
+                before any training, as in ASHA's promotions. It needs a trainer that
+                reports ``"epoch"`` and checkpoints each epoch (``ImageClassifier`` does),
+                and Ray's run directory on storage the driver can read.
+            progress: Show a progress bar with trials done and the best value.
 
         Raises:
-            ValueError / TypeError: on a bad argument, before anything runs.
+            ValueError / TypeError: on a bad argument, before anything is written or run.
         """
-        from studies.runner import RunSettings, run_on_ray
+        from studies.runner import run_on_ray
 
-        if not isinstance(trainer, Trainer):
-            raise TypeError(f"trainer must be an archtune Trainer, got {type(trainer).__name__}.")
+        overrides = {
+            "num_trials": num_trials,
+            "max_concurrent": max_concurrent,
+            "scheduler": scheduler,
+            "scheduler_options": scheduler_options,
+            "resources_per_trial": resources_per_trial,
+            "address": address,
+            "run_dir": run_dir,
+            "max_retries": max_retries,
+            "reuse_finished": reuse_finished,
+            "resume_stopped": resume_stopped,
+        }
+        settings = run_settings(settings, overrides)
         space = self.space
-        trainer.check_space(space)
-        if space.constraints and type(trainer).model_stats is Trainer.model_stats:
-            raise ValueError(
-                f"The space has constraints, but {type(trainer).__name__} cannot compute model "
-                "statistics to check them; remove the constraints or use ImageClassifier."
-            )
-        if self.objective not in trainer.metrics:
-            raise ValueError(
-                f"The study optimises {self.objective!r}, which {type(trainer).__name__} "
-                f"does not report; it reports {list(trainer.metrics)}."
-            )
-        if isinstance(controller, str) or controller is None:
-            controller = make_controller(controller or "tpe", seed=None)
-        controller_spec = getattr(controller, "archtune_spec", {"name": "tpe"})
-        try:
-            json.dumps(controller_spec)
-        except TypeError:  # options that are not JSON cannot be stored; keep the name
-            controller_spec = {"name": controller_spec["name"]}
-        if not isinstance(controller, optuna.samplers.BaseSampler):
-            raise TypeError(
-                f"controller must be an Optuna sampler or a controller name, got {controller!r}."
-            )
-        settings = RunSettings.validated(
-            num_trials,
-            max_concurrent,
-            scheduler,
-            resources_per_trial,
-            address,
-            run_dir,
-            controller_spec,
-            max_retries,
-            reuse_finished,
-            scheduler_options,
-            resume_stopped,
-        )
-        if settings.resume_stopped and "epoch" not in trainer.metrics:
-            raise ValueError(
-                f"resume_stopped needs a trainer that reports 'epoch'; "
-                f"{type(trainer).__name__} reports {list(trainer.metrics)}. Report the epoch "
-                "number (and a checkpoint) each epoch, or leave resume_stopped off."
-            )
-        grace = (settings.scheduler_options or {}).get("grace_period", 1)
-        if grace > trainer.max_epochs:
-            raise ValueError(
-                f"scheduler_options grace_period={grace} is more than the trainer's "
-                f"{trainer.max_epochs} epochs, so no trial could be stopped; lower it."
-            )
+        plan = plan_run(space, self.objectives, trainer, controller, settings, len(self.trials))
         self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
-        self._study.set_user_attr(ATTR_RUN, json.dumps(settings.to_json(self.n_trained())))
-        self._study.sampler = controller
+        record = run_record(settings, plan.spec, self.n_trained())
+        self._study.set_user_attr(ATTR_RUN, json.dumps(record))
+        self._study.sampler = plan.sampler
         run_on_ray(self, trainer, space, settings, progress=progress)
 
     def resume(
-        self, num_trials: int | None = None, address: str | None = None, progress: bool = True
+        self,
+        num_trials: int | None = None,
+        address: str | None = None,
+        progress: bool = True,
+        controller: Controller = None,
     ) -> int:
         """Continue an interrupted run with the trainer and settings it was started with.
 
         Trials left RUNNING by a driver that died are marked FAIL (their last reported
         epochs stay recorded), then the run goes on until the trial count it asked for.
 
+        Args:
+            num_trials: Run this many more trials instead.
+            address: Where to run (see :class:`~studies.settings.RunSettings`).
+            progress: Show a progress bar.
+            controller: The controller to go on with, when the stored one cannot be
+                rebuilt (a sampler class defined in a script); default: the stored one.
+
         Returns:
             The number of trials started by this call.
 
         Raises:
-            ValueError: if the study was never run.
+            ValueError: if the study was never run, or its controller cannot be rebuilt.
         """
         if ATTR_RUN not in self._study.user_attrs:
             raise ValueError(f"Study {self.name!r} has never been run; use `archtune run`.")
+        settings, spec, finished_before = load_run_record(
+            json.loads(self._study.user_attrs[ATTR_RUN])
+        )
+        if controller is None and not importable(spec):
+            raise ValueError(
+                f"Study {self.name!r} ran controller {spec.name!r}, which this process cannot "
+                "import; resume from Python with Study.resume(controller=...), or register "
+                "the sampler with search.register_controller in an importable module."
+            )
         stale = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
         for t in stale:
             self.storage.optuna.set_trial_user_attr(
-                t._trial_id, ATTR_ERROR, "The driver stopped before this trial finished."
+                trial_id(t), ATTR_ERROR, "The driver stopped before this trial finished."
             )
-            self.storage.optuna.set_trial_state_values(t._trial_id, TrialState.FAIL)
-        run = json.loads(self._study.user_attrs[ATTR_RUN])
-        remaining = run["finished_before"] + run["num_trials"] - self.n_trained()
+            self.storage.optuna.set_trial_state_values(trial_id(t), TrialState.FAIL)
+        remaining = finished_before + settings.num_trials - self.n_trained()
         if num_trials is not None:
             remaining = num_trials
         if remaining <= 0:
             return 0
         trainer = trainer_from_json(json.loads(self._study.user_attrs[ATTR_TRAINER]))
-        controller = _rebuild_controller(run.get("controller", "tpe"))
-        self.run(
-            trainer,
-            controller,
-            num_trials=remaining,
-            max_concurrent=run["max_concurrent"],
-            scheduler=run["scheduler"],
-            resources_per_trial=run["resources_per_trial"],
-            address=address,
-            run_dir=run.get("run_dir"),
-            max_retries=run.get("max_retries", 2),
-            reuse_finished=run.get("reuse_finished", True),
-            scheduler_options=run.get("scheduler_options"),
-            resume_stopped=run.get("resume_stopped", False),
-            progress=progress,
-        )
+        settings = dataclasses.replace(settings, num_trials=remaining, address=address)
+        self.run(trainer, controller or spec, settings, progress=progress)
         return remaining
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, storage={self.storage.url!r})"
 
 
-def _rebuild_controller(spec: str | dict[str, Any]) -> optuna.samplers.BaseSampler:
-    """The controller a run was started with, for its resumption.
+def check_study_args(
+    name: Any, space: Any, objective: str | Sequence[str], direction: str | Sequence[str]
+) -> Objectives:
+    """Check what :meth:`Study.create` is given; return the objectives.
 
-    A controller whose randomness is drawn per trial and whose state is rebuilt from the
-    study (``rebuildable = True``) gets its seed back and continues the same search.
-    Others get a fresh seed: with the old one they would replay their first proposals.
+    Raises:
+        ValueError / TypeError: what is wrong and how to fix it.
     """
-    if isinstance(spec, str):
-        spec = {"name": spec}
-    options = spec.get("options") or {}
-    sampler = make_controller(spec["name"], seed=spec.get("seed"), **options)
-    if not getattr(sampler, "rebuildable", False):
-        sampler = make_controller(spec["name"], seed=None, **options)
-    return sampler
+    if not isinstance(name, str) or not name.strip():
+        raise ValueError(f"Study name must be a non-empty string, got {name!r}.")
+    if not isinstance(space, SearchSpace):
+        raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}.")
+    if not space.decisions():
+        raise ValueError("The space has no decisions; add a Float, Int or Categorical.")
+    objectives = Objectives.parse(objective, direction)
+    if objectives.multi:
+        raise ValueError("Several objectives are not supported yet; give one.")
+    return objectives
+
+
+def run_settings(settings: RunSettings | None, overrides: Mapping[str, Any]) -> RunSettings:
+    """``settings`` (default ``RunSettings()``) with the ``overrides`` that are not None.
+
+    Raises:
+        TypeError: for ``settings`` that is not a RunSettings, or an unknown setting (the
+            message lists the valid ones).
+        ValueError: for a bad value (see :class:`~studies.settings.RunSettings`).
+    """
+    if settings is None:
+        settings = RunSettings()
+    if not isinstance(settings, RunSettings):
+        raise TypeError(
+            f"settings must be a studies.RunSettings, got {settings!r}; pass num_trials=..., "
+            "scheduler=... as keywords, or RunSettings(num_trials=..., ...)."
+        )
+    names = {f.name for f in dataclasses.fields(RunSettings)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise TypeError(f"Unknown run setting(s) {unknown}; the settings are {sorted(names)}.")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return dataclasses.replace(settings, **given) if given else settings
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """What a run will use, checked before anything is written: the sampler and its spec."""
+
+    sampler: optuna.samplers.BaseSampler
+    spec: ControllerSpec
+
+
+def plan_run(
+    space: SearchSpace,
+    objectives: Objectives,
+    trainer: Trainer,
+    controller: Controller,
+    settings: RunSettings,
+    trials_before: int,
+) -> RunPlan:
+    """Check that ``trainer`` can run ``space`` for ``objectives`` with ``settings``, and
+    make the controller for a study already holding ``trials_before`` trials.
+
+    Raises:
+        ValueError / TypeError: what is wrong and how to fix it.
+    """
+    if not isinstance(trainer, Trainer):
+        raise TypeError(f"trainer must be an archtune Trainer, got {type(trainer).__name__}.")
+    trainer.check_space(space)
+    if space.constraints and type(trainer).model_stats is Trainer.model_stats:
+        raise ValueError(
+            f"The space has constraints, but {type(trainer).__name__} cannot compute model "
+            "statistics to check them; remove the constraints or use ImageClassifier."
+        )
+    for objective in objectives:
+        if objective.name not in trainer.metrics:
+            raise ValueError(
+                f"The study optimises {objective.name!r}, which {type(trainer).__name__} "
+                f"does not report; it reports {list(trainer.metrics)}."
+            )
+    if settings.resume_stopped and "epoch" not in trainer.metrics:
+        raise ValueError(
+            f"resume_stopped needs a trainer that reports 'epoch'; "
+            f"{type(trainer).__name__} reports {list(trainer.metrics)}. Report the epoch "
+            "number (and a checkpoint) each epoch, or leave resume_stopped off."
+        )
+    grace = settings.scheduler_config().get("grace_period", 1)
+    if grace > trainer.max_epochs:
+        raise ValueError(
+            f"scheduler_options grace_period={grace} is more than the trainer's "
+            f"{trainer.max_epochs} epochs, so no trial could be stopped; lower it."
+        )
+    return make_sampler(controller, trials_before)
+
+
+def make_sampler(controller: Controller, trials_before: int = 0) -> RunPlan:
+    """The sampler a run uses and the spec the study stores of it.
+
+    A controller given by name or spec, or a sampler :func:`search.make_controller` made,
+    is made for a study that holds ``trials_before`` trials
+    (:meth:`~search.ControllerSpec.continued`: a non-rebuildable controller moves its seed
+    on, so it does not replay its first proposals). Any other sampler is used as given and
+    stored by its class's import path, with a warning that a resume will rebuild it with
+    its default options.
+
+    Raises:
+        ValueError: for an unknown controller name.
+        TypeError: for something that is not a controller, or an unknown option.
+    """
+    if controller is None or isinstance(controller, str):
+        controller = ControllerSpec(controller or "tpe")
+    if isinstance(controller, ControllerSpec):
+        spec = controller.continued(trials_before)
+        return RunPlan(spec.build(), spec)
+    spec, exact = controller_spec(controller)  # raises TypeError for a non-sampler
+    if exact:
+        continued = spec.continued(trials_before)
+        if continued != spec:
+            return RunPlan(continued.build(), continued)
+        return RunPlan(controller, spec)
+    how = (
+        "`archtune resume` rebuilds it with its default options"
+        if importable(spec)
+        else "`archtune resume` cannot import it (resume with Study.resume(controller=...))"
+    )
+    warnings.warn(
+        f"The controller {type(controller).__name__} was not made by archtune, so the study "
+        f"records only its class ({spec.name}); {how}. To keep its options, pass "
+        f"ControllerSpec({spec.name!r}, seed=..., options={{...}}) instead of the sampler.",
+        UserWarning,
+        stacklevel=3,
+    )
+    return RunPlan(controller, spec)

@@ -6,6 +6,10 @@ spent writing there sits on some trial's critical path. The recorder hands its
 per-epoch and end-of-trial writes to this single thread instead, which applies them in
 the order they were submitted. It is still the driver that writes; workers never do.
 
+Every Optuna write of a run goes through one writer: ``submit`` for those nobody waits
+for, ``call`` for those whose result is needed now (a proposal: it runs after every
+write submitted before it, so the controller sees every earlier result).
+
 Example:
     >>> out = []
     >>> writer = OrderedWriter()
@@ -22,7 +26,10 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +45,7 @@ class OrderedWriter:
     """
 
     def __init__(self, name: str = "archtune-writer") -> None:
-        self._queue: queue.Queue[tuple[Callable[..., Any], tuple[Any, ...]] | None] = queue.Queue()
+        self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -48,7 +55,20 @@ class OrderedWriter:
         self._raise_if_failed()
         if not self._thread.is_alive():
             raise WriterError("The writer is closed.")
-        self._queue.put((fn, args))
+        self._queue.put((fn, args, None))
+
+    def call(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(*args)`` after everything submitted before, and return its result.
+
+        An exception ``fn`` raises is raised here (and does not stop the writer).
+        """
+        self._raise_if_failed()
+        if not self._thread.is_alive():
+            raise WriterError("The writer is closed.")
+        future: Future[T] = Future()
+        self._queue.put((fn, args, future))
+        result = future.result()
+        return result
 
     def flush(self) -> None:
         """Wait until every submitted call has run."""
@@ -72,11 +92,28 @@ class OrderedWriter:
             try:
                 if item is None:
                     return
-                fn, args = item
-                if self._error is None:  # after a failure, later writes could be wrong
+                fn, args, future = item
+                if future is not None:
+                    _run_into(future, fn, args, self._error)
+                elif self._error is None:  # after a failure, later writes could be wrong
                     fn(*args)
             except BaseException as e:
                 logger.exception("archtune: a database write failed")
                 self._error = e
             finally:
                 self._queue.task_done()
+
+
+_Item = tuple[Callable[..., Any], tuple[Any, ...], "Future[Any] | None"]
+
+
+def _run_into(
+    future: Future[Any], fn: Callable[..., Any], args: tuple[Any, ...], error: BaseException | None
+) -> None:
+    if error is not None:
+        future.set_exception(WriterError(f"A database write failed: {error!r}"))
+        return
+    try:
+        future.set_result(fn(*args))
+    except BaseException as e:  # the caller gets it
+        future.set_exception(e)

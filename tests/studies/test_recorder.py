@@ -11,6 +11,7 @@ import pytest
 from optuna.trial import TrialState
 
 from spaces import Categorical, Constraint, Float, SearchSpace
+from studies.objectives import Objectives
 from studies.recorder import Recorder
 from studies.records import (
     ATTR_ARCH_ID,
@@ -25,6 +26,8 @@ from studies.records import (
 from studies.storage import open_storage
 from studies.trial import RESUME_KEY, RESUME_REPORT_KEY
 from trainers.base import ATTR_CHECKPOINT
+
+ACC = Objectives.parse("acc", "maximize")
 
 
 @pytest.fixture
@@ -42,7 +45,7 @@ def recorder(db_url: str) -> Iterator[Recorder]:
         study,
         storage,
         space,
-        "acc",
+        ACC,
         budget=lambda config: 3,
         num_trials=4,
         on_finish=finished.append,
@@ -148,7 +151,7 @@ def _constrained(db_url: str, limit: float) -> Recorder:
         calls.append(metrics)
         return {"params": config["width"] ** 2 * 10}
 
-    rec = Recorder(study, storage, space, "acc", budget=lambda c: 1, num_trials=3, stats=stats)
+    rec = Recorder(study, storage, space, ACC, budget=lambda c: 1, num_trials=3, stats=stats)
     rec.calls = calls  # type: ignore[attr-defined]
     return rec
 
@@ -229,7 +232,7 @@ def _reusing(
         study,
         storage,
         space,
-        "acc",
+        ACC,
         budget=lambda c: 2,
         num_trials=10,
         trainer_id=trainer_id,
@@ -391,3 +394,34 @@ def test_a_new_driver_answers_repeats_of_a_space_with_constants(db_url: str) -> 
     again.ask("t1")
     again.close()
     assert again.repeated == 1
+
+
+def test_ask_sees_every_earlier_tell_and_writes_on_one_thread(db_url: str) -> None:
+    import threading
+    import time
+
+    seen: list[tuple[int, str]] = []
+
+    class Watching(optuna.samplers.RandomSampler):
+        def sample_independent(self, study, trial, name, distribution):
+            done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            seen.append((len(done), threading.current_thread().name))
+            return super().sample_independent(study, trial, name, distribution)
+
+    storage = open_storage(db_url)
+    study = optuna.create_study(study_name="w", storage=storage.optuna, sampler=Watching(seed=0))
+    space = SearchSpace({"x": Float(0.0, 1.0)})
+    rec = Recorder(study, storage, space, ACC, budget=lambda c: 1, num_trials=3)
+    slow_write = rec.storage.add_metrics
+
+    def slow(*args):  # the tell queued behind this epoch lands late
+        time.sleep(0.3)
+        slow_write(*args)
+
+    rec.storage.add_metrics = slow  # type: ignore[method-assign]
+    rec.ask("a")
+    rec.complete("a", {"epoch": 1, "acc": 0.5, "archtune_keys": ["epoch", "acc"]})
+    rec.ask("b")  # asked while the tell of "a" is still queued: it waits for it
+    rec.close()
+    assert [n for n, _ in seen] == [0, 1]
+    assert {name for _, name in seen} == {"archtune-writer"}

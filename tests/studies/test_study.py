@@ -123,27 +123,25 @@ def test_resume_stopped_needs_a_trainer_that_reports_its_epoch(db_url: str) -> N
 
 
 def test_resume_rebuilds_the_controller_with_its_options() -> None:
-    from studies.study import _rebuild_controller
+    from search import ControllerSpec, controller_spec
+    from studies.study import make_sampler
 
-    tpe = _rebuild_controller({"name": "tpe", "seed": 3, "options": {"n_startup_trials": 4}})
+    stored = ControllerSpec("tpe", seed=3, options={"n_startup_trials": 4})
+    plan = make_sampler(stored, trials_before=6)
+    tpe = plan.sampler
     assert type(tpe).__name__ == "TPESampler" and tpe._n_startup_trials == 4
     # Optuna's samplers keep their random state in memory: resumed with the old seed they
-    # would replay their first proposals, so they get a fresh one.
-    assert tpe.archtune_spec["seed"] is None
-    assert _rebuild_controller("random").archtune_spec["name"] == "random"
+    # would replay their first proposals, so the seed moves on by the trials already run.
+    assert plan.spec.seed == 9 and controller_spec(tpe)[0] == plan.spec
+    assert make_sampler("random").spec.name == "random"
 
 
 def test_resume_keeps_the_seed_of_a_rebuildable_controller() -> None:
-    from search import make_controller
-    from studies.study import _rebuild_controller
+    from search import ControllerSpec, controller_spec, make_controller
+    from studies.study import make_sampler
 
-    evo = _rebuild_controller(
-        {"name": "evolution", "seed": 5, "options": {"population_size": 8, "tournament_size": 3}}
-    )
-    assert evo.archtune_spec == {
-        "name": "evolution",
-        "seed": 5,
-        "options": {"population_size": 8, "tournament_size": 3},
-    }
-    drawn = make_controller("rl").archtune_spec["seed"]
+    stored = ControllerSpec("evolution", 5, {"population_size": 8, "tournament_size": 3})
+    plan = make_sampler(stored, trials_before=6)
+    assert plan.spec == stored and controller_spec(plan.sampler)[0] == stored
+    drawn = controller_spec(make_controller("rl"))[0].seed
     assert isinstance(drawn, int), "the seed a rebuildable controller drew is kept for resume"

@@ -48,3 +48,29 @@ def test_submit_after_close_is_refused() -> None:
     writer.close()
     with pytest.raises(WriterError, match="closed"):
         writer.submit(print)
+
+
+def test_call_runs_after_what_was_submitted_and_returns_its_result() -> None:
+    out: list[int] = []
+    writer = OrderedWriter()
+
+    def slow_append(i: int) -> None:
+        time.sleep(0.002)
+        out.append(i)
+
+    for i in range(10):
+        writer.submit(slow_append, i)
+    assert writer.call(lambda: list(out)) == list(range(10)), "sees every earlier write"
+    with pytest.raises(KeyError, match="missing"):
+        writer.call({}.__getitem__, "missing")
+    writer.submit(out.append, 10)
+    writer.flush()
+    assert out[-1] == 10, "a failed call does not stop the writer"
+    writer.close()
+
+
+def test_call_after_a_failed_write_raises_the_failure() -> None:
+    writer = OrderedWriter()
+    writer.submit(lambda: 1 / 0)
+    with pytest.raises(WriterError, match="ZeroDivisionError"):
+        writer.call(lambda: "never")
