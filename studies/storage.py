@@ -10,6 +10,20 @@ NULL). Only the driver writes; Ray workers never open the database.
 SQLite files are switched to write-ahead logging with ``synchronous=NORMAL``: a crash of
 the driver cannot corrupt the file, and a commit costs no ``fsync`` on the hot path.
 
+archtune's tables are migrated with Alembic (:mod:`studies.migrations`), which records
+their revision in its own table, ``archtune_alembic_version``. Optuna migrates its tables
+with Alembic too, in ``alembic_version``; one shared version table would make each tool
+take the other's revision for its own, so the two never touch each other's tables.
+:func:`open_storage` brings every database to the newest revision: a new one is created
+from nothing; one written by archtune before migrations existed (``archtune_metrics`` and
+``archtune_schema`` but no ``archtune_alembic_version``) is recorded as revision ``0001``,
+the schema it has, and upgraded from there; one already at the newest revision costs two
+small queries. Each upgrade runs in one transaction, under a lock (SQLite's write lock,
+PostgreSQL's advisory lock), so processes opening one database at once wait for each other.
+``archtune_schema`` still holds a version number, raised by any migration that an older
+archtune could not safely read and write: that archtune refuses the database and asks to
+be upgraded, as this one does with a database from a newer archtune.
+
 Example:
     >>> import tempfile, os
     >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "a.db")
@@ -22,6 +36,8 @@ from __future__ import annotations
 
 import math
 import os
+import time
+import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -34,8 +50,11 @@ from sqlalchemy import event, orm
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from studies import migrations
+
 DEFAULT_STORAGE = "sqlite:///archtune.db"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""The ``archtune_schema`` version of the newest migration: a database above it is refused."""
 
 
 class StorageError(RuntimeError):
@@ -50,6 +69,12 @@ class MetricRow(_Base):
     """One metric of one trial at one step (epoch)."""
 
     __tablename__ = "archtune_metrics"
+    # The incremental read path: one trial's rows in step order, and the rows recorded
+    # since a live view's last poll (migration 0002).
+    __table_args__ = (
+        sa.Index("ix_archtune_metrics_trial_id_step", "trial_id", "step"),
+        sa.Index("ix_archtune_metrics_recorded_at", "recorded_at"),
+    )
     id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
     trial_id: orm.Mapped[int] = orm.mapped_column(sa.Integer, index=True)
     step: orm.Mapped[int] = orm.mapped_column(sa.Integer)
@@ -172,6 +197,154 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+_CREATE_ATTEMPTS = 5
+# pg_advisory_xact_lock's key: any fixed 32-bit number that other programs are unlikely to use.
+_PG_LOCK_KEY = zlib.crc32(migrations.VERSION_TABLE.encode())
+
+
+def _lost_creation_race(error: sa.exc.DBAPIError) -> bool:
+    """Whether ``error`` says another process created the same table or row first.
+
+    "database is locked" too: SQLite switches a file to WAL without waiting on its busy
+    timeout, so a second process switching it at the same moment fails at once.
+    """
+    message = str(error.orig if error.orig is not None else error).lower()
+    return isinstance(error, sa.exc.IntegrityError) or any(
+        word in message
+        for word in ("already exists", "duplicate", "unique constraint", "database is locked")
+    )
+
+
+def _open_optuna(
+    url: str, engine_kwargs: dict[str, Any], *, sqlite: bool
+) -> optuna.storages.RDBStorage:
+    """Optuna's storage, retried when another process is creating the same tables.
+
+    Optuna creates its tables and stamps its revision without a lock: of two processes
+    opening one new database, one fails with "table ... already exists". Each such
+    failure means the other process got further, so a few tries always finish.
+    """
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            if sqlite:
+                # Set WAL before Optuna's first connection creates its tables.
+                probe = sa.create_engine(url)
+                event.listen(probe, "connect", _sqlite_pragmas)
+                try:
+                    with probe.connect():
+                        pass
+                finally:
+                    probe.dispose()
+            return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        except sa.exc.DBAPIError as e:
+            if attempt == _CREATE_ATTEMPTS or not _lost_creation_race(e):
+                raise
+            time.sleep(0.05 * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
+
+
+@dataclass(frozen=True)
+class _SchemaState:
+    """Where archtune's tables in one database stand."""
+
+    revision: str | None  # in archtune_alembic_version; None before migrations
+    version: int | None  # the highest archtune_schema version; None without the table
+    legacy: bool  # archtune tables made before migrations (no revision recorded)
+
+
+def _read_schema_state(connection: sa.Connection) -> _SchemaState:
+    from alembic.runtime.migration import MigrationContext  # loaded by Optuna already
+
+    context = MigrationContext.configure(
+        connection, opts={"version_table": migrations.VERSION_TABLE}
+    )
+    revision = context.get_current_revision()
+    inspector = sa.inspect(connection)
+    has_schema = revision is not None or inspector.has_table(SchemaRow.__tablename__)
+    version = connection.scalar(sa.select(sa.func.max(SchemaRow.version))) if has_schema else None
+    legacy = revision is None and (has_schema or inspector.has_table(MetricRow.__tablename__))
+    return _SchemaState(revision=revision, version=version, legacy=legacy)
+
+
+def _up_to_date(state: _SchemaState, shown: str) -> bool:
+    """Whether nothing is to migrate; raises if a newer archtune wrote the database.
+
+    A revision this archtune does not know, under a version it does, comes from a newer
+    archtune whose migration kept older ones able to use the database: left as it is.
+    """
+    if state.version is not None and state.version > SCHEMA_VERSION:
+        raise StorageError(
+            f"{shown} has archtune schema {state.version}, newer than this archtune "
+            f"({SCHEMA_VERSION}); upgrade archtune to read it."
+        )
+    return state.revision is not None and (
+        state.revision == migrations.head_revision()
+        or state.revision not in migrations.known_revisions()
+    )
+
+
+def _sqlite_without_driver_transactions(dbapi_connection: Any, record: Any) -> None:
+    _sqlite_pragmas(dbapi_connection, record)
+    # pysqlite opens transactions itself, only before INSERT/UPDATE/DELETE, so DDL would
+    # commit statement by statement. With its handling off, the engine's begin event
+    # emits BEGIN IMMEDIATE and a whole upgrade is one transaction.
+    dbapi_connection.isolation_level = None
+
+
+@contextmanager
+def _migration_transaction(engine: sa.Engine) -> Iterator[sa.Connection]:
+    """A connection in a transaction holding the database's migration lock.
+
+    SQLite: a separate engine whose transactions start with ``BEGIN IMMEDIATE``, so DDL
+    is transactional and a second process waits (``busy_timeout``) for the first to
+    commit. PostgreSQL: ``pg_advisory_xact_lock``, released at commit. Other databases
+    get no lock; :func:`_bring_to_head` then tries again once.
+    """
+    backend = engine.url.get_backend_name()
+    if backend == "sqlite":
+        locked = sa.create_engine(engine.url, poolclass=sa.pool.NullPool)
+        event.listen(locked, "connect", _sqlite_without_driver_transactions)
+        event.listen(locked, "begin", lambda conn: conn.exec_driver_sql("BEGIN IMMEDIATE"))
+        try:
+            with locked.begin() as connection:
+                yield connection
+        finally:
+            locked.dispose()
+        return
+    with engine.begin() as connection:
+        if backend == "postgresql":
+            connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
+        yield connection
+
+
+def _migrate_under_lock(engine: sa.Engine, shown: str) -> None:
+    with _migration_transaction(engine) as connection:
+        # Another process may have migrated while this one waited for the lock.
+        state = _read_schema_state(connection)
+        if not _up_to_date(state, shown):
+            stamp = migrations.V1_REVISION if state.legacy else None
+            migrations.migrate_to_head(connection, stamp=stamp)
+
+
+def _bring_to_head(engine: sa.Engine, shown: str) -> None:
+    """Migrate archtune's tables to the newest revision, or refuse a newer database.
+
+    At the newest revision this is two small queries and no Alembic command.
+    """
+    try:
+        with engine.connect() as connection:
+            if _up_to_date(_read_schema_state(connection), shown):
+                return
+        try:
+            _migrate_under_lock(engine, shown)
+        except sa.exc.DBAPIError:
+            # Where there is no lock (MySQL), the loser of a race finds the work done.
+            _migrate_under_lock(engine, shown)
+    except sa.exc.DBAPIError as e:
+        reason = str(e.orig if e.orig is not None else e).strip().splitlines()[0]
+        raise StorageError(f"Cannot upgrade archtune's tables in {shown}: {reason}.") from e
+
+
 def open_storage(url: str = DEFAULT_STORAGE) -> Storage:
     """Open (and create if needed) the study database at ``url``.
 
@@ -180,8 +353,9 @@ def open_storage(url: str = DEFAULT_STORAGE) -> Storage:
             working directory) or ``postgresql://user:pw@host:port/db``.
 
     Raises:
-        StorageError: the URL is malformed, names an unsupported database, or the
-            database cannot be reached; the message says which.
+        StorageError: the URL is malformed, names an unsupported database, the
+            database cannot be reached or upgraded, or a newer archtune wrote it; the
+            message says which.
     """
     parsed = _check_url(url)
     shown = parsed.render_as_string(hide_password=True)
@@ -189,14 +363,7 @@ def open_storage(url: str = DEFAULT_STORAGE) -> Storage:
     if parsed.get_backend_name() != "sqlite":
         engine_kwargs["pool_pre_ping"] = True
     try:
-        if parsed.get_backend_name() == "sqlite":
-            # Set WAL before Optuna's first connection creates its tables.
-            probe = sa.create_engine(url)
-            event.listen(probe, "connect", _sqlite_pragmas)
-            with probe.connect():
-                pass
-            probe.dispose()
-        rdb = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        rdb = _open_optuna(url, engine_kwargs, sqlite=parsed.get_backend_name() == "sqlite")
     except (OperationalError, sa.exc.DBAPIError) as e:
         reason = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
         raise StorageError(
@@ -211,15 +378,5 @@ def open_storage(url: str = DEFAULT_STORAGE) -> Storage:
     if parsed.get_backend_name() == "sqlite":
         event.listen(rdb.engine, "connect", _sqlite_pragmas)
         rdb.engine.dispose()
-    _Base.metadata.create_all(rdb.engine)
-    storage = Storage(url=url, optuna=rdb)
-    with storage.session() as s:
-        version = s.scalar(sa.select(sa.func.max(SchemaRow.version)))
-        if version is None:
-            s.add(SchemaRow(version=SCHEMA_VERSION))
-        elif version > SCHEMA_VERSION:
-            raise StorageError(
-                f"{shown} has archtune schema {version}, newer than this archtune "
-                f"({SCHEMA_VERSION}); upgrade archtune to read it."
-            )
-    return storage
+    _bring_to_head(rdb.engine, shown)
+    return Storage(url=url, optuna=rdb)
