@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import optuna
 
-__all__ = ["study_id", "study_storage", "trial_id"]
+__all__ = ["constraints_of", "set_constraints", "study_id", "study_storage", "trial_id"]
 
 
 def trial_id(trial: optuna.trial.FrozenTrial | optuna.Trial) -> int:
@@ -39,3 +39,25 @@ def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
 def study_id(study: optuna.Study) -> int:
     """The storage's row id of ``study``."""
     return int(study._study_id)
+
+
+def set_constraints(trial: optuna.Trial, values: dict[str, float]) -> None:
+    """Record constraint values on a running ``trial`` (feasible when all are <= 0).
+
+    Optuna 5's samplers (TPE, NSGA-II, GP) and ``Study.best_trials`` read them from the
+    trial; Optuna 5 writes them with ``Trial.set_constraint``, Optuna 4 kept them in the
+    system attribute ``"constraints"`` (a list), which Optuna 5 still reads.
+    """
+    if hasattr(trial, "set_constraint"):
+        for key, value in values.items():
+            trial.set_constraint(key, value)
+    else:  # Optuna 4
+        storage = trial.storage
+        storage.set_trial_system_attr(trial_id(trial), "constraints", list(values.values()))
+
+
+def constraints_of(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """The constraint values recorded on ``trial`` (empty when it has none)."""
+    if hasattr(trial, "constraints"):
+        return list(trial.constraints.values())
+    return list(trial.system_attrs.get("constraints") or [])  # Optuna 4

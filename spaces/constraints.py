@@ -69,6 +69,23 @@ class Constraint:
             return f"{self.metric} = {value:.4g} < min {self.min:.4g}"
         return None
 
+    def amount(self, stats: Mapping[str, float | None]) -> float:
+        """How far ``stats`` are outside the bounds: <= 0 when met (Optuna's convention for
+        constraint values), else the excess in the metric's units.
+
+        Example:
+            >>> c = Constraint("params", max=100)
+            >>> c.amount({"params": 80}), c.amount({"params": 130})
+            (-20.0, 30.0)
+        """
+        value = stats.get(self.metric)
+        if value is None:
+            raise ValueError(f"Model statistics lack {self.metric!r}; got {sorted(stats)}.")
+        excess = [float(value) - self.max] if self.max is not None else []
+        if self.min is not None:
+            excess.append(self.min - float(value))
+        return max(excess)
+
     def to_json(self) -> dict[str, Any]:
         """JSON-able fields; ``Constraint(**c.to_json())`` rebuilds it."""
         return {"metric": self.metric, "max": self.max, "min": self.min}

@@ -157,6 +157,17 @@ def _count_forward(net: nn.Module, x: torch.Tensor) -> tuple[int, int]:
     return int(counter.get_total_flops()), total[0]
 
 
+def forward_latency_ms(net: nn.Module, x: torch.Tensor, repeats: int = 5) -> float:
+    """Median wall time in ms of ``net(x)`` (as called: wrap in ``no_grad``/eval mode first)
+    over ``repeats`` passes after two warm-up passes, synchronising CUDA around each.
+
+    Example:
+        >>> forward_latency_ms(nn.Linear(4, 2), torch.zeros(8, 4)) > 0
+        True
+    """
+    return _median_latency_ms(net, x, repeats)
+
+
 def _median_latency_ms(net: nn.Module, x: torch.Tensor, repeats: int) -> float:
     sync = torch.cuda.synchronize if x.device.type == "cuda" else (lambda: None)
     for _ in range(2):

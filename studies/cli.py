@@ -16,12 +16,17 @@ import math
 import os
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.engine import make_url
 
 from studies.storage import DEFAULT_STORAGE, StorageError, open_storage
+
+if TYPE_CHECKING:
+    from studies.records import StudyRecord, TrialRecord
+    from studies.study import Study
 
 
 class _Out:
@@ -107,6 +112,9 @@ def _print_best(study_name: str, storage_url: str) -> None:
     from studies.study import Study
 
     study = Study.load(study_name, storage_url)
+    if study.objectives.multi:
+        _print_front(study)
+        return
     best = study.best_trial
     if best is None:
         _out.print(f"No trial of {study_name!r} completed yet.")
@@ -116,6 +124,22 @@ def _print_best(study_name: str, storage_url: str) -> None:
         f"({study.direction})"
     )
     _out.print_json(json.dumps(study.best_config()))
+
+
+def _print_front(study: Study) -> None:
+    front = study.best_trials
+    names = study.objectives.names
+    if not front:
+        _out.print(f"No trial of {study.name!r} completed yet.")
+        return
+    heads = ", ".join(f"{o.name} ({o.direction[:3]})" for o in study.objectives)
+    _out.print(f"Pareto front of {study.name!r}: {len(front)} trial(s); {heads}")
+    for t in front:
+        values = "  ".join(
+            f"{n} = [bold]{_num(v)}[/bold]" for n, v in zip(names, t.values, strict=True)
+        )
+        _out.print(f"  #{t.number}: {values}")
+        _out.print(f"    {json.dumps(study.config_of(t), separators=(',', ':'))}", markup=False)
 
 
 def _finish_run(study_name: str, storage_url: str) -> None:
@@ -160,6 +184,15 @@ def _fmt(v: float | None) -> str:
     return "-" if v is None else ("nan" if math.isnan(v) else f"{v:.4f}")
 
 
+def _num(v: float | None) -> str:
+    """A value in 4 significant figures: accuracies and parameter counts alike."""
+    if v is None:
+        return "-"
+    if math.isnan(v):
+        return "nan"
+    return f"{v:.4f}" if abs(v) < 10 else f"{v:.4g}"
+
+
 def cmd_ls(args: argparse.Namespace) -> None:
     from studies.records import list_studies
 
@@ -167,14 +200,18 @@ def cmd_ls(args: argparse.Namespace) -> None:
         "study", "objective", "trials", "complete", "pruned", "failed", "best", "started (UTC)"
     )
     for s in list_studies(open_storage(args.storage)):
+        objectives = ", ".join(
+            f"{o} ({d[:3]})" for o, d in zip(s.objectives, s.directions, strict=True)
+        )
+        best = f"front of {s.front_size}" if len(s.objectives) > 1 else _fmt(s.best_value)
         table.add_row(
             s.name,
-            f"{s.objective} ({s.direction[:3]})",
+            objectives,
             str(s.n_trials),
             str(s.states.get("COMPLETE", 0)),
             str(s.states.get("PRUNED", 0)),
             str(s.states.get("FAIL", 0)),
-            _fmt(s.best_value),
+            best,
             s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-",
         )
     if table.row_count == 0:
@@ -187,29 +224,54 @@ def cmd_show(args: argparse.Namespace) -> None:
     from studies.records import load_study_record
 
     record = load_study_record(open_storage(args.storage), args.name)
+    if record.multi:
+        front = record.front
+        _out.print(_trials_table(record, front, f"{record.name}: Pareto front"))
+        on_front = {t.number for t in front}
+        rest = [t for t in record.trials if t.number not in on_front]
+        _out.print(_trials_table(record, rest, f"{record.name}: the other trials"))
+        _print_best(args.name, args.storage)
+        return
+    _out.print(_trials_table(record, record.trials, None))
+    _print_best(args.name, args.storage)
+
+
+def _trials_table(record: StudyRecord, trials: list[TrialRecord], title: str | None) -> Table:
+    """One row per trial: state, objective value(s), epochs, seconds, params, error."""
     names = sorted({k for t in record.trials for k in t.params})
+    heads = [f"{o} ({d[:3]})" for o, d in zip(record.objectives, record.directions, strict=True)]
     table = Table(
         "#",
         "state",
-        record.objective,
+        *(heads if record.multi else [record.objective]),
         "epochs",
         "seconds",
         *names,
         "error",
-        title=f"{record.name}: {record.objective} ({record.direction})",
+        title=title or f"{record.name}: {record.objective} ({record.direction})",
     )
-    for t in record.trials:
+    for t in trials:
+        if record.multi:
+            values = [_num(v) for v in t.values] if t.values else ["-"] * len(heads)
+        else:
+            values = [_fmt(t.value)]
         table.add_row(
             str(t.number),
-            t.state,
-            _fmt(t.value),
-            str(max(t.intermediate, default=0)),
+            t.state if t.feasible else f"{t.state} (infeasible)",
+            *values,
+            str(_epochs(t)),
             "-" if t.duration_s is None else f"{t.duration_s:.1f}",
             *[_param(t.params.get(n)) for n in names],
             t.error or "",
         )
-    _out.print(table)
-    _print_best(args.name, args.storage)
+    return table
+
+
+def _epochs(t: TrialRecord) -> int:
+    """The last epoch a trial reported (Optuna's intermediate values, else its metrics)."""
+    if t.intermediate:
+        return max(t.intermediate)
+    return max((step for series in t.metrics.values() for step, _ in series), default=0)
 
 
 def _param(v: object) -> str:

@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from optuna.study import StudyDirection
 
 from spaces.constraints import STATS
@@ -155,6 +156,32 @@ class Objectives:
 
     def __getitem__(self, i: int) -> Objective:
         return self.items[i]
+
+    def losses(self, values: Sequence[Sequence[float]]) -> np.ndarray:
+        """``values`` (one row per trial, one column per objective) turned so that lower is
+        better in every column."""
+        signs = np.array([-1.0 if o.maximize else 1.0 for o in self.items])
+        return np.asarray(values, dtype=float).reshape(-1, len(self.items)) * signs
+
+    def pareto_mask(self, values: Sequence[Sequence[float]]) -> np.ndarray:
+        """Which rows of ``values`` no other row dominates (at least as good in every
+        objective and better in one); equal rows are all kept.
+
+        Example:
+            >>> two = Objectives.parse(["acc", "params"], ["maximize", "minimize"])
+            >>> two.pareto_mask([[0.9, 100], [0.8, 50], [0.7, 80], [0.9, 100]]).tolist()
+            [True, True, False, True]
+        """
+        loss = self.losses(values)
+        on_front = np.zeros(len(loss), dtype=bool)
+        remaining = np.lexsort(loss.T[::-1])  # lexicographic: the first is never dominated
+        while remaining.size:
+            best = loss[remaining[0]]
+            on_front[remaining[0]] = True
+            rest = loss[remaining[1:]]
+            dominated = np.all(rest >= best, axis=1) & np.any(rest > best, axis=1)
+            remaining = remaining[1:][~dominated]
+        return on_front
 
     def to_json(self) -> str:
         """The names as a study stores them: one name, or a JSON list of several."""

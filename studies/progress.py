@@ -13,6 +13,7 @@ Example:
 
 from __future__ import annotations
 
+import math
 import sys
 from types import TracebackType
 
@@ -33,6 +34,7 @@ class TrialProgress:
     ) -> None:
         self.study, self.total, self.objectives = study, total, objectives
         self.best: float | None = None
+        self.front: list[list[float]] = []  # values of the Pareto front (several objectives)
         self.counts = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL")}
         self.enabled = enabled
         self._console = Console(file=sys.stderr)
@@ -49,20 +51,27 @@ class TrialProgress:
         self._task = self._progress.add_task(study, total=total, best=self._best_text())
 
     def _best_text(self) -> str:
-        name = self.objectives[0].name
-        if self.best is None:
-            return f"best {name}: -"
         extra = "".join(
             f"  {k.lower()} {v}" for k, v in self.counts.items() if v and k != "COMPLETE"
         )
+        if self.objectives.multi:
+            return f"front: {len(self.front)} trials{extra}"
+        name = self.objectives[0].name
+        if self.best is None:
+            return f"best {name}: -"
         return f"best {name}: {self.best:.4f}{extra}"
 
     def trial_finished(self, trial: optuna.trial.FrozenTrial) -> None:
         """Count a trial that has just been told, and print why if it failed."""
         self.counts[trial.state.name] = self.counts.get(trial.state.name, 0) + 1
-        value = trial.values[0] if trial.state == TrialState.COMPLETE and trial.values else None
-        if value is not None and self.objectives[0].better(value, self.best):
-            self.best = value
+        values = trial.values if trial.state == TrialState.COMPLETE and trial.values else None
+        if values is not None and self.objectives.multi:
+            if all(math.isfinite(v) for v in values):
+                points = [*self.front, list(values)]
+                mask = self.objectives.pareto_mask(points)
+                self.front = [p for p, on in zip(points, mask, strict=True) if on]
+        elif values is not None and self.objectives[0].better(values[0], self.best):
+            self.best = values[0]
         if trial.state == TrialState.FAIL and self.enabled:
             reason = trial.user_attrs.get(ATTR_ERROR, "unknown error")
             self._progress.console.print(f"[red]trial {trial.number} failed:[/red] {reason}")

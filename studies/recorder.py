@@ -63,7 +63,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.base import params_key
-from search.optuna_access import trial_id
+from search.optuna_access import set_constraints, trial_id
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
 from studies.objectives import Objectives
@@ -73,6 +73,7 @@ from studies.records import (
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
     ATTR_RESUMED_FROM,
+    ATTR_STATS,
     ATTR_TRACEBACK,
     ATTR_TRAINER_ID,
 )
@@ -99,6 +100,7 @@ class OpenTrial:
         curve: ``{epoch: value}`` of the scheduled objective, kept to resume it later.
         last_step: The last epoch recorded (Ray repeats the last result at the end).
         checkpoint: Directory of its last checkpoint.
+        stats: The network's statistics computed before training (constraints, costs).
     """
 
     trial: optuna.Trial
@@ -107,6 +109,7 @@ class OpenTrial:
     curve: dict[int, float] = field(default_factory=dict)
     last_step: int | None = None
     checkpoint: str | None = None
+    stats: dict[str, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -215,22 +218,27 @@ class Recorder:
             if earlier is not None:
                 self._answer_from_record(trial, arch_id, earlier)
                 continue
+            stats: dict[str, float] | None = None
             try:
-                reasons = self._violations(config)
+                stats = self._model_stats(config)
+                reasons = self._violations(stats)
             except Exception as e:  # a network that cannot be built must not stop the run
                 reasons = [f"model statistics failed: {type(e).__name__}: {e}"]
+            trial.set_user_attr(ATTR_ARCH_ID, arch_id)
+            if stats:
+                trial.set_user_attr(ATTR_STATS, stats)
             if not reasons:
-                trial.set_user_attr(ATTR_ARCH_ID, arch_id)
                 if self.trainer_id is not None:
                     trial.set_user_attr(ATTR_TRAINER_ID, self.trainer_id)
-                state = OpenTrial(trial, config, config_key)
+                state = OpenTrial(trial, config, config_key, stats=stats)
                 self._open[key] = state
                 self.asked += 1
                 return self._resumed(state)
             self.rejected += 1
             rejected += 1
-            trial.set_user_attr(ATTR_ARCH_ID, arch_id)
             trial.set_user_attr(ATTR_REJECTED, "; ".join(reasons))
+            if stats:
+                set_constraints(trial, self._constraint_values(stats))
             self.study.tell(trial, state=TrialState.FAIL)
         if rejected:
             self.stopped = (
@@ -264,12 +272,25 @@ class Recorder:
         the study once); of several, the latest (it went furthest)."""
         if self._pruned is None:
             self._pruned = {}
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,)):
-                path = t.user_attrs.get(ATTR_CHECKPOINT)
-                if path and t.user_attrs.get(ATTR_TRAINER_ID) == self.trainer_id:
-                    stopped = _Stopped(t.number, dict(t.intermediate_values), path)
-                    self._pruned[params_key(t.params)] = stopped
+            found = [
+                t
+                for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
+                if t.user_attrs.get(ATTR_CHECKPOINT)
+                and t.user_attrs.get(ATTR_TRAINER_ID) == self.trainer_id
+            ]
+            curves = self._curves(found)
+            for t in found:
+                stopped = _Stopped(t.number, curves[t.number], t.user_attrs[ATTR_CHECKPOINT])
+                self._pruned[params_key(t.params)] = stopped
         return self._pruned
+
+    def _curves(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, dict[int, float]]:
+        """``{number: {epoch: value}}`` of the scheduled objective: Optuna's intermediate
+        values, or (several objectives, which Optuna keeps none of) archtune's metric rows."""
+        if not self.objectives.multi:
+            return {t.number: dict(t.intermediate_values) for t in trials}
+        rows = self.storage.metrics([trial_id(t) for t in trials])
+        return {t.number: dict(rows[trial_id(t)].get(self.scheduled, [])) for t in trials}
 
     def _resumed(self, state: OpenTrial) -> dict[str, Any]:
         """The config for Ray: with the checkpoint of the stopped trial it repeats (resume)."""
@@ -278,8 +299,9 @@ class Recorder:
             return state.config  # e.g. a checkpoint this driver cannot see: from scratch
         self.resumed += 1
         state.trial.set_user_attr(ATTR_RESUMED_FROM, stopped.number)
-        for step, value in sorted(stopped.curve.items()):
-            state.trial.report(value, step)
+        if not self.objectives.multi:  # Optuna keeps no curves for several objectives
+            for step, value in sorted(stopped.curve.items()):
+                state.trial.report(value, step)
         state.curve = dict(stopped.curve)
         state.checkpoint = stopped.checkpoint
         last = max(stopped.curve)
@@ -299,13 +321,38 @@ class Recorder:
             trial.set_user_attr(name, value)
         self.study.tell(trial, values=earlier.values)
 
-    def _violations(self, config: Mapping[str, Any]) -> list[str]:
-        if not self.space.constraints:
-            return []
+    def _model_stats(self, config: Mapping[str, Any]) -> dict[str, float] | None:
+        """The network's statistics before training, when constraints or cost objectives
+        need them (the latency only for a constraint on it: the driver is not the trial's
+        device)."""
+        wanted = {c.metric for c in self.space.constraints}
+        if any(o.is_cost for o in self.objectives):
+            wanted |= {"params", "flops", "activation_bytes"}
+        if not wanted:
+            return None
         if self.stats is None:
+            if not self.space.constraints:
+                return None  # a trainer without statistics: costs come from its reports
             raise ValueError("The space has constraints but no model statistics were given.")
-        stats = self.stats(config, {c.metric for c in self.space.constraints})
+        stats = self.stats(config, wanted)
+        return {k: float(v) for k, v in stats.items() if v is not None}
+
+    def _violations(self, stats: Mapping[str, float] | None) -> list[str]:
+        if not self.space.constraints or stats is None:
+            return []
         return [v for c in self.space.constraints if (v := c.violation(stats)) is not None]
+
+    def _constraint_values(self, *sources: Mapping[str, Any] | None) -> dict[str, float]:
+        """Each constraint's amount (<= 0: met) on the first source that has its metric:
+        the final report (the network as trained and measured), then the statistics before
+        training."""
+        values = {}
+        for i, c in enumerate(self.space.constraints):
+            for source in sources:
+                if source and isinstance(source.get(c.metric), (int, float)):
+                    values[f"{i}:{c.metric}"] = c.amount(source)
+                    break
+        return values
 
     # Results -----------------------------------------------------------------------
     def result(self, key: str, result: Mapping[str, Any]) -> None:
@@ -332,16 +379,24 @@ class Recorder:
         self, trial: optuna.Trial, step: int, metrics: dict[str, Any], value: float | None
     ) -> None:
         self.storage.add_metrics(trial_id(trial), step, metrics)
-        if value is not None:
+        if value is not None and not self.objectives.multi:  # Optuna: one objective only
             trial.report(float(value), step)
 
     def complete(self, key: str, result: Mapping[str, Any] | None) -> None:
-        """Trial ``key`` ended without an error, with ``result`` its last report."""
+        """Trial ``key`` ended without an error, with ``result`` its last report.
+
+        A trial that trained its full budget must have reported every objective (costs
+        such as ``params`` come with the last epoch); one a scheduler stopped earlier is
+        PRUNED and needs only the objective the scheduler judged.
+        """
         state = self._open.get(key)
         if state is None:
             return
         result = result or {}
-        missing = [n for n in self.objectives.names if n not in result]
+        step = int(result.get("epoch", result.get("training_iteration", 0)))
+        full = step >= self.budget(state.config)
+        needed = list(self.objectives.names) if full else [self.scheduled]
+        missing = [n for n in needed if n not in result]
         if missing:
             reported = sorted(self._reported_keys(result))
             self.fail(
@@ -351,16 +406,16 @@ class Recorder:
             )
             return
         self.result(key, result)
-        step = int(result.get("epoch", result.get("training_iteration", 0)))
-        values = [result[n] for n in self.objectives.names]
-        for name, value in zip(self.objectives.names, values, strict=True):
+        for name in needed:
+            value = result[name]
             if not isinstance(value, (int, float)) or not math.isfinite(value):
                 self.fail(key, f"The objective {name!r} was {value!r} at epoch {step}.")
                 return
-        if step < self.budget(state.config):
-            self._tell(key, state=TrialState.PRUNED)
+        if not full:
+            self._tell(key, state=TrialState.PRUNED, final=result)
         else:
-            self._tell(key, values=[float(v) for v in values], state=TrialState.COMPLETE)
+            values = [float(result[n]) for n in self.objectives.names]
+            self._tell(key, values=values, state=TrialState.COMPLETE, final=result)
 
     def checkpoint(self, key: str, path: str) -> None:
         """Trial ``key`` saved a checkpoint in directory ``path`` (the last one is kept)."""
@@ -395,9 +450,13 @@ class Recorder:
         state: TrialState,
         values: list[float] | None = None,
         attrs: dict[str, str] | None = None,
+        final: Mapping[str, Any] | None = None,
     ) -> None:
         trial = self._open.pop(key)
         attrs = dict(attrs or {})
+        constraints = {}
+        if self.space.constraints and state != TrialState.FAIL:
+            constraints = self._constraint_values(final, trial.stats)
         if trial.checkpoint is not None:
             attrs[ATTR_CHECKPOINT] = trial.checkpoint
         if self.resume and state == TrialState.PRUNED and trial.checkpoint is not None:
@@ -408,7 +467,7 @@ class Recorder:
             # Known at once, so a repeat asked before the write lands is still answered.
             done = _Done(trial.trial.number, values, trial.checkpoint)
             self._completed().setdefault(trial.key, done)
-        self._writer.submit(self._write_tell, trial.trial, state, values, attrs)
+        self._writer.submit(self._write_tell, trial.trial, state, values, attrs, constraints)
 
     def _write_tell(
         self,
@@ -416,9 +475,12 @@ class Recorder:
         state: TrialState,
         values: list[float] | None,
         attrs: dict[str, str],
+        constraints: dict[str, float],
     ) -> None:
         for name, text in attrs.items():
             trial.set_user_attr(name, text)
+        if constraints:
+            set_constraints(trial, constraints)
         frozen = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
         if self.on_finish is not None:
             self.on_finish(frozen)

@@ -20,7 +20,7 @@ from typing import Any
 
 import optuna
 
-from search.optuna_access import trial_id
+from search.optuna_access import constraints_of, trial_id
 from studies.objectives import Objectives
 from studies.storage import Storage
 
@@ -36,6 +36,7 @@ ATTR_REJECTED = "archtune:rejected"
 ATTR_REPEAT_OF = "archtune:repeat_of"  # number of the trial whose result a repeat reuses
 ATTR_TRAINER_ID = "archtune:trainer_id"  # which trainer produced a trial's result
 ATTR_RESUMED_FROM = "archtune:resumed_from"  # number of the stopped trial a trial went on from
+ATTR_STATS = "archtune:stats"  # the network's params, FLOPs, ... computed before training
 # ATTR_CHECKPOINT ("archtune:checkpoint") is defined in trainers.base, which reads it.
 
 
@@ -58,6 +59,11 @@ class TrialRecord:
             number of the trial whose result it reuses.
         started, completed: Start and end times as Optuna records them (the driver's
             local time, without a time zone).
+        values: Every objective's final value (several objectives), in the study's order;
+            None unless COMPLETE. ``value`` is the first.
+        stats: The network's statistics computed before training (``params``,
+            ``flops``, ...), when the study needed them (constraints, cost objectives).
+        constraints: Constraint amounts recorded on the trial (<= 0: met).
     """
 
     number: int
@@ -72,6 +78,18 @@ class TrialRecord:
     completed: datetime | None = None
     arch_id: str | None = None
     repeat_of: int | None = None
+    values: list[float] | None = None
+    stats: dict[str, float] | None = None
+    constraints: list[float] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if self.values is None and self.state == "COMPLETE" and self.value is not None:
+            self.values = [self.value]
+
+    @property
+    def feasible(self) -> bool:
+        """Whether every recorded constraint is met (True when none is recorded)."""
+        return all(c <= 0 for c in self.constraints)
 
     @property
     def finished(self) -> bool:
@@ -92,10 +110,13 @@ class StudyRecord:
 
     Attributes:
         name: The study's name.
-        direction: ``"maximize"`` or ``"minimize"``.
-        objective: Name of the metric that is optimised (e.g. ``"val_acc"``).
+        direction: ``"maximize"`` or ``"minimize"`` (of the first objective).
+        objective: Name of the metric that is optimised (e.g. ``"val_acc"``; the first
+            of several).
         space: The search space as JSON (``SearchSpace.to_json()``), or None.
         trials: All trials in order of their number.
+        objectives: Every objective's name (default: ``[objective]``).
+        directions: Every objective's direction (default: ``[direction]``).
     """
 
     name: str
@@ -103,10 +124,41 @@ class StudyRecord:
     objective: str
     space: dict[str, Any] | None
     trials: list[TrialRecord]
+    objectives: list[str] = field(default_factory=list)
+    directions: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.objectives = list(self.objectives) or [self.objective]
+        self.directions = list(self.directions) or [self.direction]
+
+    @property
+    def multi(self) -> bool:
+        """Whether the study has several objectives (a Pareto front, no single best)."""
+        return len(self.objectives) > 1
+
+    @property
+    def front(self) -> list[TrialRecord]:
+        """The Pareto front: COMPLETE, feasible trials with finite values that no other
+        such trial dominates, in trial order (as Optuna's ``best_trials``)."""
+        done = [
+            t
+            for t in self.trials
+            if t.state == "COMPLETE"
+            and t.feasible
+            and t.values is not None
+            and len(t.values) == len(self.objectives)
+            and all(math.isfinite(v) for v in t.values)
+        ]
+        if not done:
+            return []
+        objectives = Objectives.parse(self.objectives, self.directions)
+        mask = objectives.pareto_mask([t.values for t in done])
+        return [t for t, on in zip(done, mask, strict=True) if on]
 
     @property
     def best(self) -> TrialRecord | None:
-        """The complete trial with the best finite value, or None when there is none."""
+        """The complete trial with the best finite value (of the first objective), or
+        None when there is none."""
         done = [
             t
             for t in self.trials
@@ -129,11 +181,22 @@ class StudySummary:
     states: dict[str, int]
     best_value: float | None
     started: datetime | None
+    objectives: list[str] = field(default_factory=list)
+    directions: list[str] = field(default_factory=list)
+    front_size: int = 0  # trials on the Pareto front (several objectives)
 
 
 def _objectives(study: optuna.study.StudySummary | optuna.Study) -> Objectives:
     names = getattr(study, "metric_names", None)
     return Objectives.from_json(study.user_attrs.get(ATTR_OBJECTIVE), study.directions, names)
+
+
+def _value(t: optuna.trial.FrozenTrial) -> float | None:
+    """The first objective's final value, or a PRUNED single-objective trial's last
+    intermediate value (as Optuna keeps it)."""
+    if t.state.name not in ("COMPLETE", "PRUNED") or not t.values:
+        return None
+    return t.values[0]
 
 
 def trial_record(
@@ -144,7 +207,7 @@ def trial_record(
         number=t.number,
         state=t.state.name,
         params=dict(t.params),
-        value=t.value if t.state.name in ("COMPLETE", "PRUNED") else None,
+        value=_value(t),
         intermediate=dict(sorted(t.intermediate_values.items())),
         metrics=metrics,
         error=t.user_attrs.get(ATTR_ERROR)
@@ -154,6 +217,9 @@ def trial_record(
         completed=t.datetime_complete,
         arch_id=t.user_attrs.get(ATTR_ARCH_ID),
         repeat_of=t.user_attrs.get(ATTR_REPEAT_OF),
+        values=list(t.values) if t.state.name == "COMPLETE" and t.values else None,
+        stats=t.user_attrs.get(ATTR_STATS),
+        constraints=constraints_of(t),
     )
 
 
@@ -177,6 +243,8 @@ def load_study_record(storage: Storage, name: str) -> StudyRecord:
         objective=objectives[0].name,
         space=json.loads(space) if isinstance(space, str) else space,
         trials=[trial_record(t, metrics[trial_id(t)]) for t in trials],
+        objectives=list(objectives.names),
+        directions=list(objectives.directions),
     )
 
 
@@ -189,6 +257,7 @@ def list_studies(storage: Storage) -> list[StudySummary]:
         for t in study.get_trials(deepcopy=False):
             states[t.state.name] = states.get(t.state.name, 0) + 1
         objectives = _objectives(study)
+        best = None if objectives.multi or s.best_trial is None else s.best_trial.value
         out.append(
             StudySummary(
                 name=s.study_name,
@@ -196,8 +265,11 @@ def list_studies(storage: Storage) -> list[StudySummary]:
                 objective=objectives[0].name,
                 n_trials=s.n_trials,
                 states=states,
-                best_value=s.best_trial.value if s.best_trial is not None else None,
+                best_value=best,
                 started=s.datetime_start,
+                objectives=list(objectives.names),
+                directions=list(objectives.directions),
+                front_size=len(study.best_trials) if objectives.multi else 0,
             )
         )
     return out

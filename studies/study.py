@@ -24,6 +24,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.optuna_access import trial_id
+from search.registry import multi_objective_controllers
 from search.spec import ControllerSpec, controller_spec, importable
 from spaces import SearchSpace
 from studies.objectives import Objectives
@@ -47,9 +48,10 @@ Controller = optuna.samplers.BaseSampler | ControllerSpec | str | None
 
 
 class Study:
-    """A named search over a space, for one objective, recorded in a database.
+    """A named search over a space, for one or more objectives, recorded in a database.
 
-    Use :meth:`create` or :meth:`load`, not the constructor.
+    Use :meth:`create` or :meth:`load`, not the constructor. A study with several
+    objectives has a Pareto front (:attr:`best_trials`) instead of a best trial.
     """
 
     def __init__(self, optuna_study: optuna.Study, storage: Storage) -> None:
@@ -62,8 +64,8 @@ class Study:
         cls,
         name: str,
         space: SearchSpace,
-        objective: str,
-        direction: str = "maximize",
+        objective: str | Sequence[str],
+        direction: str | Sequence[str] = "maximize",
         storage: str = DEFAULT_STORAGE,
         load_if_exists: bool = False,
     ) -> Study:
@@ -72,11 +74,13 @@ class Study:
         Args:
             name: Unique name of the study in that database.
             space: What to search.
-            objective: Name of the reported metric to optimise, e.g. ``"val_acc"``.
-            direction: ``"maximize"`` or ``"minimize"``.
+            objective: Name of the reported metric to optimise, e.g. ``"val_acc"``, or a
+                list of them for a multi-objective study, e.g. ``["val_acc", "params"]``
+                (see :mod:`studies.objectives` for the cost metrics).
+            direction: ``"maximize"`` or ``"minimize"``, or one per objective.
             storage: SQLAlchemy URL of the database (an SQLite file by default).
             load_if_exists: Load the existing study of that name instead of raising; its
-                space, objective and direction must then match.
+                space, objectives and directions must then match.
 
         Raises:
             ValueError: on a bad argument, or an existing study that differs.
@@ -96,6 +100,9 @@ class Study:
         inner = optuna.create_study(
             study_name=name, storage=db.optuna, directions=objectives.optuna_directions
         )
+        with warnings.catch_warnings():  # experimental in Optuna 4
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            inner.set_metric_names(list(objectives.names))
         inner.set_user_attr(ATTR_SPACE, space.dumps())
         inner.set_user_attr(ATTR_OBJECTIVE, objectives.to_json())
         return cls(inner, db)
@@ -122,9 +129,10 @@ class Study:
                 f"Study {self.name!r} exists with a different space; use a new study name."
             )
         if self.objectives != objectives:
+            mine, theirs = self.objectives, objectives
             raise ValueError(
-                f"Study {self.name!r} exists with objective {self.objective!r} "
-                f"({self.direction}); got {objectives.names[0]!r} ({objectives.directions[0]})."
+                f"Study {self.name!r} exists with objective {_describe(mine)}; got "
+                f"{_describe(theirs)}. A study keeps its objectives: use a new study name."
             )
 
     # Properties --------------------------------------------------------------------
@@ -150,13 +158,15 @@ class Study:
 
     @property
     def objective(self) -> str:
-        """The name of the objective."""
-        return self.objectives.names[0]
+        """The name of the objective (of a single-objective study; else see
+        :attr:`objectives`)."""
+        return self._single("objective", "objectives").name
 
     @property
     def direction(self) -> str:
-        """``"maximize"`` or ``"minimize"``."""
-        return self.objectives.directions[0]
+        """``"maximize"`` or ``"minimize"`` (of a single-objective study; else see
+        :attr:`objectives`)."""
+        return self._single("direction", "objectives").direction
 
     @property
     def trials(self) -> list[optuna.trial.FrozenTrial]:
@@ -165,14 +175,45 @@ class Study:
 
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial | None:
-        """The best COMPLETE trial, or None when no trial has completed yet."""
+        """The best COMPLETE trial, or None when no trial has completed yet.
+
+        Raises:
+            ValueError: for a study with several objectives (use :attr:`best_trials`).
+        """
+        self._single("best_trial", "best_trials (the Pareto front)")
         done = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
         return self._study.best_trial if done else None
 
+    @property
+    def best_trials(self) -> list[optuna.trial.FrozenTrial]:
+        """The Pareto front: COMPLETE trials no other COMPLETE trial dominates (feasible
+        ones only, when trials carry constraint values), in trial order. For one objective,
+        the trials with the best value. A trial a scheduler stopped (PRUNED) is never
+        on it. The same trials as Optuna's ``study.best_trials``."""
+        return sorted(self._study.best_trials, key=lambda t: t.number)
+
     def best_config(self) -> dict[str, Any] | None:
-        """The nested configuration of :attr:`best_trial`, or None."""
+        """The nested configuration of :attr:`best_trial`, or None.
+
+        Raises:
+            ValueError: for a study with several objectives (use :meth:`config_of` on
+                each of :attr:`best_trials`).
+        """
         best = self.best_trial
-        return None if best is None else self.space.unflatten(best.params)
+        return None if best is None else self.config_of(best)
+
+    def config_of(self, trial: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        """The nested configuration ``trial`` trained."""
+        return self.space.unflatten(trial.params)
+
+    def _single(self, what: str, instead: str) -> Any:
+        objectives = self.objectives
+        if objectives.multi:
+            raise ValueError(
+                f"Study {self.name!r} has {len(objectives)} objectives {list(objectives.names)}, "
+                f"so it has no single {what}; use {instead}."
+            )
+        return objectives[0]
 
     def record(self) -> StudyRecord:
         """A read-only snapshot of the study with every metric (for views)."""
@@ -330,10 +371,11 @@ def check_study_args(
         raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}.")
     if not space.decisions():
         raise ValueError("The space has no decisions; add a Float, Int or Categorical.")
-    objectives = Objectives.parse(objective, direction)
-    if objectives.multi:
-        raise ValueError("Several objectives are not supported yet; give one.")
-    return objectives
+    return Objectives.parse(objective, direction)
+
+
+def _describe(objectives: Objectives) -> str:
+    return ", ".join(f"{o.name!r} ({o.direction})" for o in objectives)
 
 
 def run_settings(settings: RunSettings | None, overrides: Mapping[str, Any]) -> RunSettings:
@@ -389,12 +431,19 @@ def plan_run(
             f"The space has constraints, but {type(trainer).__name__} cannot compute model "
             "statistics to check them; remove the constraints or use ImageClassifier."
         )
+    reported = trainer.reported_metrics()
     for objective in objectives:
-        if objective.name not in trainer.metrics:
+        if objective.name not in reported:
             raise ValueError(
                 f"The study optimises {objective.name!r}, which {type(trainer).__name__} "
-                f"does not report; it reports {list(trainer.metrics)}."
+                f"does not report; it reports {list(reported)}."
             )
+    if objectives.multi and settings.scheduler != "fifo" and objectives.scheduled.is_cost:
+        raise ValueError(
+            f"Every objective {list(objectives.names)} is a cost, fixed per architecture, so "
+            f"scheduler {settings.scheduler!r} has nothing to judge over epochs; add a "
+            "learning objective such as 'val_acc', or use scheduler='fifo'."
+        )
     if settings.resume_stopped and "epoch" not in trainer.metrics:
         raise ValueError(
             f"resume_stopped needs a trainer that reports 'epoch'; "
@@ -407,7 +456,15 @@ def plan_run(
             f"scheduler_options grace_period={grace} is more than the trainer's "
             f"{trainer.max_epochs} epochs, so no trial could be stopped; lower it."
         )
-    return make_sampler(controller, trials_before)
+    plan = make_sampler(controller, trials_before)
+    if objectives.multi and plan.spec.registered:
+        several = multi_objective_controllers()
+        if plan.spec.name not in several:
+            raise ValueError(
+                f"Controller {plan.spec.name!r} searches one objective; this study has "
+                f"{len(objectives)} {list(objectives.names)}. Use one of {several}."
+            )
+    return plan
 
 
 def make_sampler(controller: Controller, trials_before: int = 0) -> RunPlan:

@@ -71,12 +71,15 @@ class Trainer(abc.ABC):
     """Base class of trial trainers; see the module docstring for the contract.
 
     Subclasses set ``name`` (registry key used by :func:`trainer_from_spec`),
-    ``max_epochs`` (the budget a scheduler such as ASHA may cut short) and
-    ``metrics`` (names of what each report holds; the objective is one of them).
+    ``max_epochs`` (the budget a scheduler such as ASHA may cut short),
+    ``metrics`` (names of what every epoch's report holds) and, if the last epoch's
+    report adds more (the final network's cost, a test score), ``final_metrics``. A
+    study's objectives must be among :meth:`reported_metrics`.
     """
 
     name: ClassVar[str]
     metrics: ClassVar[tuple[str, ...]]
+    final_metrics: ClassVar[tuple[str, ...]] = ()
     max_epochs: int
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -101,6 +104,11 @@ class Trainer(abc.ABC):
     @abc.abstractmethod
     def spec(self) -> dict[str, Any]:
         """JSON-able constructor arguments; ``type(self)(**spec())`` rebuilds the trainer."""
+
+    def reported_metrics(self) -> tuple[str, ...]:
+        """Every metric a finished trial has reported by its last epoch: the per-epoch
+        :attr:`metrics`, then the :attr:`final_metrics` (this trainer's, as configured)."""
+        return (*self.metrics, *(m for m in self.final_metrics if m not in self.metrics))
 
     def prepare(self) -> None:  # noqa: B027 - optional hook, nothing to do by default
         """Driver-side work shared by every trial, run once Ray is up (default: none).

@@ -83,6 +83,9 @@ class ImageClassifier(Trainer):
         "samples_per_s",
         "skipped_steps",
     )
+    # Added to the last epoch's report (trainers.loop.TrialRun.final_metrics); the
+    # final network's cost, after pruning, measured on the trial's device.
+    final_metrics = ("params", "flops", "activation_bytes", "latency_ms", "latency_batch_ms")
 
     def __init__(
         self,
@@ -154,6 +157,19 @@ class ImageClassifier(Trainer):
             "channels_last": self.channels_last,
             "tf32": self.tf32,
         }
+
+    def reported_metrics(self) -> tuple[str, ...]:
+        """The per-epoch metrics, the final network's cost, ``test_acc``/``test_loss``
+        when the data has a test split, and the int8 figures with ``quantize=True``
+        (reported where the network's layers allow int8). The dense figures of pruned
+        configurations (``dense_params``, ...) are left out: only pruned trials report them.
+        """
+        extra: list[str] = []
+        if self.load_data().has_test:
+            extra += ["test_acc", "test_loss"]
+        if self.quantize:
+            extra += ["int8_acc", "int8_latency_ms", "fp32_latency_ms"]
+        return (*super().reported_metrics(), *extra)
 
     def load_data(self) -> Any:
         """The trainer's dataset, split by its seed (cached per process)."""

@@ -225,23 +225,38 @@ class TrialRun:
     def final_metrics(self, quantize: bool = False) -> dict[str, float]:
         """What a finished trial adds to its last report.
 
-        ``params``, ``flops`` and ``latency_ms`` (batch of one, on the training device) of
-        the final network; ``test_acc`` when the data has a test split; after pruning the
+        The final network's ``params``, ``flops`` and ``activation_bytes`` (as
+        :func:`spaces.model_stats` counts them, for one input), ``latency_ms`` (one input)
+        and ``latency_batch_ms`` (one batch of the trial's batch size): the median of 5
+        forward passes after 2 warm-ups, in eval mode without gradients, in fp32, on the
+        training device (CUDA synchronised around each pass); ``test_acc`` when the data
+        has a test split; after pruning the
         dense network's figures as ``dense_params``, ``dense_flops`` and
         ``dense_latency_ms``; with ``quantize``, post-training int8 figures on the CPU
         (``int8_acc``, ``int8_latency_ms``, ``fp32_latency_ms``) where the layers allow.
         Only rank 0 measures (the replicas are identical); other ranks return ``{}``.
         """
         from spaces import model_stats
+        from spaces.stats import forward_latency_ms
 
         if self.rank:
             return {}
 
         stats = model_stats(self.net, input_shape=self.data.input_shape, device=self.device)
+        batch = torch.zeros(self.hp["batch_size"], *self.data.input_shape, device=self.device)
+        was_training = self.net.training
+        self.net.eval()
+        try:
+            with torch.no_grad():
+                batch_ms = forward_latency_ms(self.net, batch)
+        finally:
+            self.net.train(was_training)
         out: dict[str, float] = {
             "params": float(stats.params),
             "flops": float(stats.flops),
+            "activation_bytes": float(stats.activation_bytes),
             "latency_ms": float(stats.latency_ms or 0.0),
+            "latency_batch_ms": float(batch_ms),
         }
         if self.data.has_test:
             out["test_loss"], out["test_acc"] = self.evaluate("test")

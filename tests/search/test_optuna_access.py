@@ -42,3 +42,19 @@ def test_trial_id_of_live_and_frozen_trials_is_the_storage_row(study: optuna.Stu
     # Trial ids are unique in the database; numbers restart in each study ("other" has one).
     first = study.trials[0]
     assert first.number == 0 and trial_id(first) != 0
+
+
+def test_constraints_recorded_on_a_trial_reach_optuna_and_its_samplers(
+    study: optuna.Study,
+) -> None:
+    from search.optuna_access import constraints_of, set_constraints
+
+    for x in (0.2, 0.9):
+        trial = study.ask()
+        set_constraints(trial, {"params<=max": x - 0.5})
+        study.tell(trial, 1.0 - x)
+    feasible, infeasible = study.trials
+    assert constraints_of(feasible) == [pytest.approx(-0.3)]
+    assert constraints_of(infeasible) == [pytest.approx(0.4)]
+    # Optuna's best trials are feasible first, although the infeasible one scores better.
+    assert [t.number for t in study.best_trials] == [feasible.number]

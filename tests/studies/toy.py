@@ -128,3 +128,35 @@ class CountingTrainer(ToyTrainer):
 
     def spec(self) -> dict[str, Any]:
         return {"log_dir": self.log_dir, "epochs": self.max_epochs}
+
+
+class CostTrainer(ToyTrainer):
+    """A two-objective toy: ``score`` rises with ``x`` each epoch, and the network's
+    ``params`` (``1000 * width`` for kind "wide", 500 for kind "slim") is known before
+    training (:meth:`model_stats`) and reported at the last epoch, as ImageClassifier's
+    final network figures are. Trials with ``x < 0.3`` score 0.05 from epoch 2 on, so a
+    scheduler stops them."""
+
+    name = "test_cost"
+    final_metrics = ("params",)
+
+    def run(self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession):
+        x = float(config["x"])
+        params = self._params(config)
+        metrics: dict[str, float] = {}
+        for epoch in range(1, self.max_epochs + 1):
+            time.sleep(self.seconds)
+            metrics = {"epoch": epoch, "score": x if x >= 0.3 or epoch == 1 else 0.05}
+            if epoch == self.max_epochs:
+                metrics["params"] = params
+            session.report(metrics)
+        return metrics
+
+    def model_stats(
+        self, config: Mapping[str, Any], space: SearchSpace, metrics: set[str]
+    ) -> dict[str, float]:
+        return {"params": self._params(config), "flops": 2 * self._params(config)}
+
+    @staticmethod
+    def _params(config: Mapping[str, Any]) -> float:
+        return 1000.0 * config["width"] if config["kind"] == "wide" else 500.0

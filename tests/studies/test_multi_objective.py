@@ -1,0 +1,202 @@
+"""Multi-objective studies: validation before anything is written, the front, and a real
+run through Ray Tune and SQLite with ASHA, a conditional space and a constraint."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+from optuna.trial import TrialState
+
+from search import ControllerSpec
+from spaces import Categorical, Constraint, Float, Int, SearchSpace
+from studies import Study
+from studies.cli import main
+from studies.objectives import Objectives
+from studies.records import ATTR_REJECTED, ATTR_STATS, load_study_record
+from studies.storage import open_storage
+from tests.studies.toy import CostTrainer, ToyTrainer
+
+TWO = {"objective": ["score", "params"], "direction": ["maximize", "minimize"]}
+
+
+def _space(limit: float | None = None) -> SearchSpace:
+    return SearchSpace(
+        {
+            "x": Float(0.0, 1.0),
+            "kind": Categorical(["slim", "wide"]),
+            "width": Int(1, 8, when={"kind": "wide"}),
+        },
+        constraints=[] if limit is None else [Constraint("params", max=limit)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("objective", "direction", "error", "match"),
+    [
+        (["score", "params"], ["maximize"], ValueError, r"2 objective\(s\).*1 direction\(s\)"),
+        (["score", "params"], "maximize", ValueError, "give one direction per objective"),
+        (["score", "params"], ["maximize", "down"], ValueError, "direction must be one of"),
+        (["score", "score"], ["maximize", "maximize"], ValueError, "given twice"),
+        ([], [], ValueError, "empty list"),
+        ([1, 2], ["maximize", "minimize"], TypeError, "list of strings"),
+    ],
+)
+def test_bad_objective_lists_are_refused_before_anything_is_written(
+    db_url: str, objective, direction, error, match
+) -> None:
+    with pytest.raises(error, match=match):
+        Study.create("s", _space(), objective=objective, direction=direction, storage=db_url)
+    assert optuna.get_all_study_names(db_url) == []
+
+
+def test_a_two_objective_study_is_an_optuna_study_with_named_metrics(db_url: str) -> None:
+    study = Study.create("s", _space(), storage=db_url, **TWO)
+    plain = optuna.load_study(study_name="s", storage=db_url)
+    assert plain.directions == [
+        optuna.study.StudyDirection.MAXIMIZE,
+        optuna.study.StudyDirection.MINIMIZE,
+    ]
+    assert plain.metric_names == ["score", "params"]
+    assert study.objectives == Objectives.parse(["score", "params"], ["maximize", "minimize"])
+    with pytest.raises(ValueError, match=r"no single best_trial; use best_trials"):
+        study.best_trial  # noqa: B018
+    with pytest.raises(ValueError, match="use objectives"):
+        study.objective  # noqa: B018
+    assert study.best_trials == []
+
+
+def test_a_single_objective_study_gets_its_metric_name_too(db_url: str) -> None:
+    Study.create("one", _space(), objective="score", storage=db_url)
+    assert optuna.load_study(study_name="one", storage=db_url).metric_names == ["score"]
+
+
+def test_the_objective_list_of_a_study_cannot_change(db_url: str) -> None:
+    Study.create("s", _space(), storage=db_url, **TWO)
+    with pytest.raises(ValueError, match=r"exists with objective 'score' \(maximize\), 'params'"):
+        Study.create("s", _space(), "score", "maximize", storage=db_url, load_if_exists=True)
+    again = Study.create("s", _space(), storage=db_url, load_if_exists=True, **TWO)
+    assert again.objectives.names == ("score", "params")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"controller": "nni-tpe"}, r"searches one objective.*Use one of \[.*'nsga2'"),
+        ({"trainer": ToyTrainer()}, r"optimises 'params', which ToyTrainer does not report"),
+        (
+            {"controller": ControllerSpec("nni-evolution", seed=1)},
+            "'nni-evolution' searches one objective",
+        ),
+    ],
+)
+def test_run_refuses_what_cannot_search_the_front(db_url: str, kwargs, match) -> None:
+    study = Study.create("s", _space(), storage=db_url, **TWO)
+    args = {"trainer": CostTrainer(), "controller": "evolution", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        study.run(**args)
+    assert study.trials == []
+
+
+def test_a_scheduler_needs_a_learning_objective(db_url: str) -> None:
+    study = Study.create(
+        "s", _space(), ["params", "flops"], ["minimize", "minimize"], storage=db_url
+    )
+
+    class BothCosts(CostTrainer):
+        final_metrics = ("params", "flops")
+
+    with pytest.raises(ValueError, match="is a cost, fixed per architecture"):
+        study.run(BothCosts(), "random", scheduler="asha")
+
+
+def test_metrics_reported_only_at_the_last_epoch_may_be_objectives(db_url: str) -> None:
+    from trainers import ImageClassifier
+
+    reported = ImageClassifier(epochs=1).reported_metrics()
+    assert {"val_acc", "params", "flops", "latency_ms", "activation_bytes"} <= set(reported)
+    assert (
+        "int8_acc" not in reported
+        and "int8_acc" in ImageClassifier(epochs=1, quantize=True).reported_metrics()
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_session")
+def test_front_through_ray_with_asha_a_conditional_space_and_a_constraint(
+    db_url: str, tmp_path, capsys
+) -> None:
+    study = Study.create("front", _space(limit=6000), storage=db_url, **TWO)
+    study.run(
+        CostTrainer(epochs=3, seconds=0.0),
+        ControllerSpec("nsga2", seed=0, options={"population_size": 8}),
+        num_trials=16,
+        max_concurrent=2,
+        scheduler="asha",
+        run_dir=str(tmp_path / "runs"),
+        progress=False,
+    )
+    trials = optuna.load_study(study_name="front", storage=db_url).trials
+    states = {s: [t for t in trials if t.state == s] for s in TrialState}
+    complete, pruned = states[TrialState.COMPLETE], states[TrialState.PRUNED]
+    assert len(complete) + len(pruned) == 16
+    assert pruned, "ASHA stopped the trials whose score fell"
+    # Proposals over the parameter budget were rejected before training ...
+    rejected = [t for t in states[TrialState.FAIL] if ATTR_REJECTED in t.user_attrs]
+    assert all(t.params["width"] > 6 for t in rejected)
+    assert all(t.params.get("width", 0) <= 6 for t in complete + pruned)
+    # ... and every trained one carries its cost before training and as trained.
+    for t in complete:
+        cost = 500.0 if t.params["kind"] == "slim" else 1000.0 * t.params["width"]
+        assert t.values == [pytest.approx(t.params["x"]), cost]
+        assert t.user_attrs[ATTR_STATS]["params"] == cost
+        assert list(t.constraints.values()) == [cost - 6000]
+    for t in pruned:
+        assert t.values is None, "Optuna keeps no values of a stopped multi-objective trial"
+    # The front: archtune's, Optuna's and the record's are the same trials, none stopped.
+    front = [t.number for t in study.best_trials]
+    plain = optuna.load_study(study_name="front", storage=db_url)
+    assert front == sorted(t.number for t in plain.best_trials)
+    record = load_study_record(open_storage(db_url), "front")
+    assert [t.number for t in record.front] == front
+    assert not set(front) & {t.number for t in pruned}
+    for t in complete:
+        dominated = any(
+            o.values[0] >= t.values[0] and o.values[1] <= t.values[1] and o.values != t.values
+            for o in complete
+        )
+        assert (t.number in front) != dominated
+    run = json.loads(plain.user_attrs["archtune:run"])
+    assert run["controller"] == {"name": "nsga2", "seed": 0, "options": {"population_size": 8}}
+    # The command line lists the front first.
+    capsys.readouterr()
+    assert main(["show", "front", "--storage", db_url]) == 0
+    out = capsys.readouterr().out
+    assert out.index("front: Pareto front") < out.index("front: the other trials")
+    shown = out[: out.index("front: the other trials")]
+    assert all(f"│ {n} " in shown for n in front)
+    assert f"Pareto front of 'front': {len(front)} trial(s)" in out
+    assert main(["ls", "--storage", db_url]) == 0
+    assert f"front of {len(front)}" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_session")
+def test_resume_continues_the_front_and_answers_repeats_from_the_record(
+    db_url: str, tmp_path
+) -> None:
+    space = SearchSpace({"x": Categorical([0.4, 0.6, 0.8]), "kind": "slim", "width": 1})
+    study = Study.create("again", space, storage=db_url, **TWO)
+    trainer = CostTrainer(epochs=2, seconds=0.0)
+    options = {"run_dir": str(tmp_path / "runs"), "progress": False, "max_concurrent": 1}
+    study.run(trainer, "random", num_trials=2, **options)
+    run = json.loads(study.optuna.user_attrs["archtune:run"])
+    study.optuna.set_user_attr("archtune:run", json.dumps({**run, "num_trials": 3}))
+    again = Study.load("again", db_url)
+    assert again.resume(progress=False) == 1
+    trained = [t for t in again.trials if "archtune:repeat_of" not in t.user_attrs]
+    assert sorted(t.params["x"] for t in trained) == [0.4, 0.6, 0.8], "each trained once"
+    assert [t.params["x"] for t in again.best_trials] == [0.8], "same cost: the best score"
+    for t in again.trials:
+        assert t.state == TrialState.COMPLETE and len(t.values) == 2
