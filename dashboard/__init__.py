@@ -1,8 +1,9 @@
 """Views of a recorded study: Plotly figures and a self-contained static HTML report.
 
-Every figure is a pure ``get_*_info(record)`` data step plus a ``plot_*(record)``
-renderer, both taking a :class:`studies.records.StudyRecord`, so they are testable
-without a database or a browser.
+Every figure (history, parallel coordinates, learning curves and, for several
+objectives, the Pareto front) is a pure ``get_*_info(record)`` data step plus a
+``plot_*(record)`` renderer, both taking a :class:`studies.records.StudyRecord`, so they
+are testable without a database or a browser.
 
 Example:
     >>> from studies.records import StudyRecord, TrialRecord
@@ -30,6 +31,13 @@ from dashboard.figures import (
     plot_learning_curves,
     plot_parallel_coordinates,
 )
+from dashboard.pareto import (
+    ParetoAxis,
+    ParetoInfo,
+    ParetoPoint,
+    get_pareto_info,
+    plot_pareto,
+)
 from dashboard.report import render_report, write_report
 
 __all__ = [
@@ -39,12 +47,17 @@ __all__ = [
     "HistoryPoint",
     "ParallelAxis",
     "ParallelInfo",
+    "ParetoAxis",
+    "ParetoInfo",
+    "ParetoPoint",
     "get_curves_info",
     "get_history_info",
     "get_parallel_info",
+    "get_pareto_info",
     "plot_history",
     "plot_learning_curves",
     "plot_parallel_coordinates",
+    "plot_pareto",
     "render_report",
     "write_report",
 ]

@@ -122,6 +122,20 @@ def _message(fig: go.Figure, text: str) -> go.Figure:
     return fig
 
 
+def _objective_label(record: StudyRecord) -> str:
+    """``"val_acc (maximize)"``; with several objectives, says that it is the first.
+
+    Example:
+        >>> _objective_label(StudyRecord("s", "maximize", "acc", None, [],
+        ...     objectives=["acc", "params"], directions=["maximize", "minimize"]))
+        'acc (maximize), the first of 2 objectives'
+    """
+    label = f"{record.objective} ({record.direction})"
+    if record.multi:
+        label += f", the first of {len(record.objectives)} objectives"
+    return label
+
+
 def _subtitle(record: StudyRecord, what: str, hidden: dict[str, int]) -> str:
     """``"study · what"``, then how many of what kinds are not shown, if any."""
     notes = [f"{n} {kind}" for kind, n in hidden.items() if n]
@@ -165,19 +179,31 @@ class HistoryInfo:
     n_skipped: int
 
 
-def _last_intermediate(trial: TrialRecord) -> Any:
-    return trial.intermediate[max(trial.intermediate)] if trial.intermediate else None
+def _objective_series(trial: TrialRecord, record: StudyRecord) -> dict[int, Any]:
+    """``{epoch: value}`` of the (first) objective as reported: Optuna's intermediate
+    values, or with several objectives (Optuna keeps none) archtune's metric rows."""
+    if record.multi and not trial.intermediate:
+        return dict(trial.metrics.get(record.objective, []))  # a later report wins
+    return dict(trial.intermediate)
+
+
+def _last_reported(trial: TrialRecord, record: StudyRecord) -> Any:
+    series = _objective_series(trial, record)
+    return series[max(series)] if series else None
 
 
 def get_history_info(record: StudyRecord) -> HistoryInfo:
-    """Values of the finished trials and the best value so far, honouring direction."""
+    """Values of the finished trials and the best value so far, honouring direction.
+
+    With several objectives, the first one's (``TrialRecord.value``).
+    """
     maximize = _check_direction(record)
     complete, pruned, counts, skipped = [], [], {}, 0
     for t in sorted(record.trials, key=lambda t: t.number):
         counts[t.state] = counts.get(t.state, 0) + 1
         if t.state not in ("COMPLETE", "PRUNED"):
             continue
-        value = t.value if t.state == "COMPLETE" else _last_intermediate(t)
+        value = t.value if t.state == "COMPLETE" else _last_reported(t, record)
         if not is_finite(value):
             skipped += 1
             continue
@@ -215,7 +241,7 @@ def plot_history(record: StudyRecord) -> go.Figure:
     """
     info = get_history_info(record)
     hidden = {"failed": info.counts.get("FAIL", 0), "without a finite value": info.n_skipped}
-    subtitle = _subtitle(record, f"{info.objective} ({info.direction})", hidden)
+    subtitle = _subtitle(record, _objective_label(record), hidden)
     fig = _style(go.Figure(), "Optimization history", subtitle, "Trial", info.objective)
     if not info.complete and not info.pruned:
         return _message(fig, f"No finished trial with a finite {info.objective} yet.")
@@ -375,7 +401,7 @@ def plot_parallel_coordinates(record: StudyRecord) -> go.Figure:
     """
     info = get_parallel_info(record)
     hidden = {"complete without a finite value": info.n_skipped}
-    subtitle = _subtitle(record, f"{info.objective} ({info.direction})", hidden)
+    subtitle = _subtitle(record, _objective_label(record), hidden)
     fig = _style(go.Figure(), "Parallel coordinates", subtitle)
     if not info.numbers:
         return _message(fig, f"No complete trial with a finite {info.objective} yet.")
@@ -433,9 +459,9 @@ class CurvesInfo:
     n_skipped: int
 
 
-def _series(trial: TrialRecord, metric: str | None) -> dict[int, Any]:
+def _series(trial: TrialRecord, metric: str | None, record: StudyRecord) -> dict[int, Any]:
     if metric is None:
-        return dict(trial.intermediate)
+        return _objective_series(trial, record)
     return dict(trial.metrics.get(metric, []))  # a later report of an epoch wins
 
 
@@ -451,7 +477,7 @@ def get_curves_info(record: StudyRecord, metric: str | None = None) -> CurvesInf
     best = get_history_info(record).best
     curves, skipped = [], 0
     for t in sorted(record.trials, key=lambda t: t.number):
-        points = sorted(_series(t, metric).items())
+        points = sorted(_series(t, metric, record).items())
         finite = [(e, float(v)) for e, v in points if is_finite(v)]
         skipped += len(points) - len(finite)
         if finite:
@@ -465,7 +491,9 @@ def get_curves_info(record: StudyRecord, metric: str | None = None) -> CurvesInf
 _CURVE_DASH = {"PRUNED": "dash", "FAIL": "dot"}
 
 
-def _curve_trace(curve: Curve, metric: str, shown: set[str], best: bool) -> go.Scatter:
+def _curve_trace(
+    curve: Curve, metric: str, shown: set[str], best: bool, best_label: str = "best"
+) -> go.Scatter:
     state = curve.state
     rows = [[("epoch", e), (metric, v)] for e, v in zip(curve.epochs, curve.values, strict=True)]
     color = STATE_COLORS.get(state, "#6b7280")
@@ -478,7 +506,7 @@ def _curve_trace(curve: Curve, metric: str, shown: set[str], best: bool) -> go.S
         x=curve.epochs,
         y=curve.values,
         mode="lines+markers" if state == "PRUNED" or len(curve.epochs) == 1 else "lines",
-        name=f"best (trial {curve.number})" if best else state.lower(),
+        name=f"{best_label} (trial {curve.number})" if best else state.lower(),
         legendgroup="best" if best else state,
         showlegend=best or state not in shown,
         line={
@@ -499,7 +527,8 @@ def plot_learning_curves(record: StudyRecord, metric: str | None = None) -> go.F
     """One line per trial of ``metric`` (None: the objective) by epoch.
 
     Lines are coloured and dashed by state; a pruned trial's line ends in a cross where
-    it was stopped, and the best complete trial is drawn on top in black.
+    it was stopped, and the best complete trial is drawn on top in black (with several
+    objectives, the best in the first one, and named so).
     """
     info = get_curves_info(record, metric)
     subtitle = _subtitle(record, f"{info.metric} per epoch", {"non-finite points": info.n_skipped})
@@ -514,6 +543,8 @@ def plot_learning_curves(record: StudyRecord, metric: str | None = None) -> go.F
     order = sorted(
         info.curves, key=lambda c: (c.number == info.best_number, c.state != "COMPLETE")
     )
+    best_label = f"best {record.objective}" if record.multi else "best"
     for curve in order:
-        fig.add_trace(_curve_trace(curve, info.metric, shown, curve.number == info.best_number))
+        best = curve.number == info.best_number
+        fig.add_trace(_curve_trace(curve, info.metric, shown, best, best_label))
     return fig

@@ -4,6 +4,12 @@ The page holds a summary (objective, direction, trials per state, the best trial
 three figures of :mod:`dashboard.figures` and a table of every trial. plotly.js is
 embedded inline exactly once; every user-supplied string is HTML-escaped.
 
+A study with several objectives has no single best trial: its summary counts the
+trials on the Pareto front, the page opens with the Pareto figure of
+:mod:`dashboard.pareto` and a table of the front under it, the history and parallel
+coordinates show the first objective (and say so), and the trials table has a column
+per objective with the front's rows highlighted.
+
 Example:
     >>> from studies.records import StudyRecord, TrialRecord
     >>> record = StudyRecord("demo", "maximize", "val_acc", None, [
@@ -31,9 +37,11 @@ from dashboard.figures import (
     plot_learning_curves,
     plot_parallel_coordinates,
 )
+from dashboard.pareto import GROUP_COLORS, last_reported, plot_pareto
 from studies.records import StudyRecord, TrialRecord
 
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
+_NO_FRONT = "No complete, feasible trial with finite values yet."
 
 _CSS = """
 :root { --fg: #1f2937; --muted: #6b7280; --line: #e5e7eb; --bg: #f8fafc; }
@@ -75,8 +83,8 @@ def _e(value: object) -> str:
     return html.escape(format_value(value))
 
 
-def _badge(state: str, text: str | None = None) -> str:
-    color = STATE_COLORS.get(state, "#6b7280")
+def _badge(state: str, text: str | None = None, color: str | None = None) -> str:
+    color = color or STATE_COLORS.get(state, "#6b7280")
     label = text if text is not None else state.lower()
     return f'<span class="badge" style="background:{color}">{html.escape(label)}</span>'
 
@@ -103,8 +111,38 @@ def _states(counts: dict[str, int]) -> list[str]:
     return [s for s in STATE_ORDER if s in counts] + sorted(set(counts) - set(STATE_ORDER))
 
 
+def _trials(n: int) -> str:
+    return f"{n} trial{'s' * (n != 1)}"
+
+
+def _objectives_html(record: StudyRecord) -> str:
+    return "<br>".join(
+        f'{html.escape(o)} <span class="muted">{html.escape(d)}</span>'
+        for o, d in zip(record.objectives, record.directions, strict=True)
+    )
+
+
+def _multi_summary_html(record: StudyRecord, counts: str) -> str:
+    front = record.front
+    stats = [
+        ("Objectives", _objectives_html(record)),
+        ("Trials", f"{len(record.trials)}<div>{counts}</div>"),
+        ("Pareto front", _trials(len(front))),
+    ]
+    cells = "".join(
+        f'<div class="stat"><div class="k">{k}</div><div class="v">{v}</div></div>'
+        for k, v in stats
+    )
+    tail = "" if front else f'<p class="muted">{_NO_FRONT}</p>'
+    return (
+        f'<section class="card"><h2>Summary</h2><div class="stats">{cells}</div>{tail}</section>'
+    )
+
+
 def _summary_html(record: StudyRecord, info: HistoryInfo) -> str:
     counts = "".join(_badge(s, f"{s.lower()} {info.counts[s]}") for s in _states(info.counts))
+    if record.multi:
+        return _multi_summary_html(record, counts)
     best = info.best
     stats = [
         ("Objective", html.escape(record.objective)),
@@ -126,21 +164,45 @@ def _summary_html(record: StudyRecord, info: HistoryInfo) -> str:
     )
 
 
+def _front_html(record: StudyRecord) -> str:
+    """The trials of the Pareto front, best first in the first objective."""
+    sign = -1.0 if record.direction == "maximize" else 1.0
+    front = sorted(record.front, key=lambda t: (sign * (t.values or [0.0])[0], t.number))
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ("#", *record.objectives, "Config"))
+    rows = "".join(
+        f"<tr><td class='num'>{t.number}</td>"
+        + "".join(f"<td class='num'>{_e(v)}</td>" for v in t.values or [])
+        + f"<td>{_params(t.params)}</td></tr>"
+        for t in front
+    )
+    body = (
+        rows
+        or f'<tr><td colspan="{len(record.objectives) + 2}" class="muted">{_NO_FRONT}</td></tr>'
+    )
+    return (
+        f'<h2 style="margin-top:16px">Pareto front · {_trials(len(front))}</h2>'
+        f'<div class="scroll"><table class="front"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{body}</tbody></table></div>"
+    )
+
+
 def _figures_html(record: StudyRecord) -> str:
-    figures: list[tuple[str, go.Figure]] = [
-        ("history", plot_history(record)),
-        ("parallel", plot_parallel_coordinates(record)),
-        ("curves", plot_learning_curves(record)),
+    figures: list[tuple[str, go.Figure, str]] = [
+        ("history", plot_history(record), ""),
+        ("parallel", plot_parallel_coordinates(record), ""),
+        ("curves", plot_learning_curves(record), ""),
     ]
+    if record.multi:
+        figures.insert(0, ("pareto", plot_pareto(record), _front_html(record)))
     parts = []
-    for i, (key, fig) in enumerate(figures):
+    for i, (key, fig, below) in enumerate(figures):
         div = fig.to_html(
             full_html=False,
             include_plotlyjs=i == 0,  # inline, once: the page must work offline
             config=_PLOTLY_CONFIG,
             div_id=f"figure-{key}",
         )
-        parts.append(f'<section class="card">{div}</section>')
+        parts.append(f'<section class="card">{div}{below}</section>')
     return "".join(parts)
 
 
@@ -154,6 +216,26 @@ def _value_cell(trial: TrialRecord) -> str:
     return '<span class="muted">—</span>'
 
 
+def _objective_cell(trial: TrialRecord, index: int, name: str) -> str:
+    """A trial's value of objective ``index`` (several objectives); a pruned trial's last
+    reported value, muted."""
+    if trial.values is not None and index < len(trial.values):
+        return _e(trial.values[index])
+    last = last_reported(trial, name) if trial.state == "PRUNED" else None
+    if last is None:
+        return '<span class="muted">—</span>'
+    epoch, value = last
+    where = "before training" if epoch is None else f"@ epoch {epoch}"
+    return f'<span class="muted">{_e(value)} {html.escape(where)}</span>'
+
+
+def _state_cell(record: StudyRecord, trial: TrialRecord) -> str:
+    """The state's badge; with several objectives, an infeasible complete trial's too."""
+    if record.multi and trial.state == "COMPLETE" and not trial.feasible:
+        return _badge(trial.state) + _badge("", "infeasible", GROUP_COLORS["infeasible"])
+    return _badge(trial.state)
+
+
 def _error_cell(trial: TrialRecord) -> str:
     if not trial.error and not trial.traceback:
         return ""
@@ -164,20 +246,32 @@ def _error_cell(trial: TrialRecord) -> str:
     return f"{line}<details><summary>traceback</summary><pre>{trace}</pre></details>"
 
 
-def _table_html(record: StudyRecord, best_number: int | None) -> str:
+def _value_cells(record: StudyRecord, trial: TrialRecord) -> str:
+    if not record.multi:
+        return f"<td class='num'>{_value_cell(trial)}</td>"
+    return "".join(
+        f"<td class='num'>{_objective_cell(trial, i, name)}</td>"
+        for i, name in enumerate(record.objectives)
+    )
+
+
+def _table_html(record: StudyRecord, highlight: set[int]) -> str:
+    """Every trial; the rows of ``highlight`` (the best trial, or the front) stand out."""
     rows = []
     for t in sorted(record.trials, key=lambda t: t.number):
-        cls = ' class="best"' if t.number == best_number else ""
+        cls = ' class="best"' if t.number in highlight else ""
         rows.append(
-            f"<tr{cls}><td class='num'>{t.number}</td><td>{_badge(t.state)}</td>"
-            f"<td class='num'>{_value_cell(t)}</td><td class='num'>{_duration(t.duration_s)}</td>"
+            f"<tr{cls}><td class='num'>{t.number}</td><td>{_state_cell(record, t)}</td>"
+            f"{_value_cells(record, t)}<td class='num'>{_duration(t.duration_s)}</td>"
             f"<td>{_params(t.params)}</td><td>{_error_cell(t)}</td></tr>"
         )
+    config = "Config" if record.multi else "Params"  # "params" may be an objective
     head = "".join(
         f"<th>{html.escape(h)}</th>"
-        for h in ("#", "State", record.objective, "Duration", "Params", "Error")
+        for h in ("#", "State", *record.objectives, "Duration", config, "Error")
     )
-    body = "".join(rows) or '<tr><td colspan="6" class="muted">No trials yet.</td></tr>'
+    span = len(record.objectives) + 5
+    body = "".join(rows) or f'<tr><td colspan="{span}" class="muted">No trials yet.</td></tr>'
     return (
         f'<section class="card"><h2>Trials</h2><div class="scroll"><table>'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>"
@@ -194,17 +288,22 @@ def render_report(record: StudyRecord) -> str:
     """
     info = get_history_info(record)
     name = html.escape(record.name)
-    best = info.best.number if info.best else None
-    subtitle = (
-        f"{html.escape(record.objective)} · {html.escape(record.direction)} · "
-        f"{len(record.trials)} trials"
-    )
+    if record.multi:
+        highlight = {t.number for t in record.front}
+        goals = [f"{o} ({d})" for o, d in zip(record.objectives, record.directions, strict=True)]
+        subtitle = f"{html.escape(' · '.join(goals))} · {len(record.trials)} trials"
+    else:
+        highlight = {info.best.number} if info.best else set()
+        subtitle = (
+            f"{html.escape(record.objective)} · {html.escape(record.direction)} · "
+            f"{len(record.trials)} trials"
+        )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{name} · archtune</title><style>{_CSS}</style></head>"
         f'<body><main><h1>{name}</h1><p class="sub">{subtitle}</p>'
-        f"{_summary_html(record, info)}{_figures_html(record)}{_table_html(record, best)}"
+        f"{_summary_html(record, info)}{_figures_html(record)}{_table_html(record, highlight)}"
         "</main></body></html>\n"
     )
 
