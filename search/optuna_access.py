@@ -56,8 +56,8 @@ def set_constraints(trial: optuna.Trial, values: dict[str, float]) -> None:
         storage.set_trial_system_attr(trial_id(trial), "constraints", list(values.values()))
 
 
-def constraints_of(trial: optuna.trial.FrozenTrial) -> list[float]:
-    """The constraint values recorded on ``trial`` (empty when it has none)."""
+def constraints_of(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
+    """The constraint values recorded on ``trial`` by name (empty when it has none)."""
     if hasattr(trial, "constraints"):
-        return list(trial.constraints.values())
-    return list(trial.system_attrs.get("constraints") or [])  # Optuna 4
+        return dict(trial.constraints)
+    return {str(i): v for i, v in enumerate(trial.system_attrs.get("constraints") or [])}

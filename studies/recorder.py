@@ -63,7 +63,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.base import params_key
-from search.optuna_access import set_constraints, trial_id
+from search.optuna_access import constraints_of, set_constraints, trial_id
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
 from studies.objectives import Objectives
@@ -119,6 +119,7 @@ class _Done:
     number: int
     values: list[float]
     checkpoint: str | None
+    constraints: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -263,7 +264,9 @@ class Recorder:
                 attrs = t.user_attrs
                 if attrs.get(ATTR_TRAINER_ID) != self.trainer_id or ATTR_REPEAT_OF in attrs:
                     continue
-                done = _Done(t.number, list(t.values), attrs.get(ATTR_CHECKPOINT))
+                done = _Done(
+                    t.number, list(t.values), attrs.get(ATTR_CHECKPOINT), constraints_of(t)
+                )
                 self._done.setdefault(params_key(t.params), done)
         return self._done
 
@@ -319,6 +322,8 @@ class Recorder:
             attrs[ATTR_CHECKPOINT] = earlier.checkpoint
         for name, value in attrs.items():
             trial.set_user_attr(name, value)
+        if earlier.constraints:  # samplers expect every finished trial to carry them
+            set_constraints(trial, earlier.constraints)
         self.study.tell(trial, values=earlier.values)
 
     def _model_stats(self, config: Mapping[str, Any]) -> dict[str, float] | None:
@@ -465,7 +470,7 @@ class Recorder:
             )
         if self.reuse and state == TrialState.COMPLETE and values is not None:
             # Known at once, so a repeat asked before the write lands is still answered.
-            done = _Done(trial.trial.number, values, trial.checkpoint)
+            done = _Done(trial.trial.number, values, trial.checkpoint, constraints)
             self._completed().setdefault(trial.key, done)
         self._writer.submit(self._write_tell, trial.trial, state, values, attrs, constraints)
 

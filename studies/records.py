@@ -219,7 +219,7 @@ def trial_record(
         repeat_of=t.user_attrs.get(ATTR_REPEAT_OF),
         values=list(t.values) if t.state.name == "COMPLETE" and t.values else None,
         stats=t.user_attrs.get(ATTR_STATS),
-        constraints=constraints_of(t),
+        constraints=list(constraints_of(t).values()),
     )
 
 
