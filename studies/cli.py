@@ -139,7 +139,8 @@ def _print_front(study: Study) -> None:
             f"{n} = [bold]{_num(v)}[/bold]" for n, v in zip(names, t.values, strict=True)
         )
         _out.print(f"  #{t.number}: {values}")
-        _out.print(f"    {json.dumps(study.config_of(t), separators=(',', ':'))}", markup=False)
+        decisions = "  ".join(f"{k}={_param(v)}" for k, v in sorted(t.params.items()))
+        _out.print(f"    {decisions}", markup=False)
 
 
 def _finish_run(study_name: str, storage_url: str) -> None:
@@ -252,12 +253,17 @@ def _trials_table(record: StudyRecord, trials: list[TrialRecord], title: str | N
     )
     for t in trials:
         if record.multi:
-            values = [_num(v) for v in t.values] if t.values else ["-"] * len(heads)
+            values = (
+                [_num(v) for v in t.values]
+                if t.values
+                else [_last(t, n) for n in record.objectives]
+            )
         else:
             values = [_fmt(t.value)]
+        trained = t.state in ("COMPLETE", "PRUNED")
         table.add_row(
             str(t.number),
-            t.state if t.feasible else f"{t.state} (infeasible)",
+            t.state if t.feasible or not trained else f"{t.state} (infeasible)",
             *values,
             str(_epochs(t)),
             "-" if t.duration_s is None else f"{t.duration_s:.1f}",
@@ -265,6 +271,15 @@ def _trials_table(record: StudyRecord, trials: list[TrialRecord], title: str | N
             t.error or "",
         )
     return table
+
+
+def _last(t: TrialRecord, name: str) -> str:
+    """A stopped trial's last reported value of ``name`` and its epoch, e.g. ``0.93@2``."""
+    series = t.metrics.get(name) if t.state == "PRUNED" else None
+    if not series:
+        return "-"
+    step, value = series[-1]
+    return f"{_num(value)}@{step}"
 
 
 def _epochs(t: TrialRecord) -> int:
