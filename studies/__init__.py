@@ -11,13 +11,17 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from studies.experiment import Experiment
+    from studies.objectives import Objectives
     from studies.records import StudyRecord, TrialRecord, list_studies, load_study_record
+    from studies.settings import RunSettings
     from studies.storage import DEFAULT_STORAGE, Storage, StorageError, open_storage
     from studies.study import Study
 
 __all__ = [
     "DEFAULT_STORAGE",
     "Experiment",
+    "Objectives",
+    "RunSettings",
     "Storage",
     "StorageError",
     "Study",
@@ -34,6 +38,8 @@ __all__ = [
 _LAZY = {
     "DEFAULT_STORAGE": "studies.storage",
     "Experiment": "studies.experiment",
+    "Objectives": "studies.objectives",
+    "RunSettings": "studies.settings",
     "Storage": "studies.storage",
     "StorageError": "studies.storage",
     "Study": "studies.study",
