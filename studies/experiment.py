@@ -33,9 +33,10 @@ import optuna
 
 from search.spec import ControllerSpec
 from spaces import SearchSpace
+from studies.plan import check_study_args, plan_run, run_settings
 from studies.settings import RunSettings
 from studies.storage import DEFAULT_STORAGE
-from studies.study import Study, check_study_args, plan_run, run_settings
+from studies.study import Study
 from trainers import Trainer
 
 
@@ -164,6 +165,8 @@ class Experiment:
         base = changes.get("settings", self.settings)
         settings = run_settings(base, {k: v for k, v in changes.items() if k not in own})
         return dataclasses.replace(self, **mine, settings=settings)
+
+    with_overrides = replace  # its name before RunSettings; study files may still use it
 
 
 class StudyFileError(ValueError):

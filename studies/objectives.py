@@ -11,13 +11,13 @@ from its configuration before training (so constraints and controllers can use i
 without training), and a trainer reports the final network's figures (after pruning,
 measured on the trial's device) at its last epoch. The others are **learning
 objectives**: they change from epoch to epoch, and an early-stopping scheduler judges
-the first of them (:attr:`Objectives.scheduled`).
+the first of them that the trainer reports every epoch (:meth:`Objectives.scheduled_for`).
 
 Example:
     >>> objectives = Objectives.parse(["val_acc", "params"], ["maximize", "minimize"])
-    >>> objectives.names, objectives.multi, objectives.scheduled.name
-    (('val_acc', 'params'), True, 'val_acc')
-    >>> Objectives.parse("val_loss", "minimize").scheduled.mode
+    >>> objectives.names, objectives.multi, objectives[1].is_cost
+    (('val_acc', 'params'), True, True)
+    >>> Objectives.parse("val_loss", "minimize")[0].mode
     'min'
 """
 
@@ -56,6 +56,7 @@ class Objective:
 
     @property
     def maximize(self) -> bool:
+        """Whether larger values are better."""
         return self.direction == "maximize"
 
     @property
@@ -65,6 +66,7 @@ class Objective:
 
     @property
     def optuna_direction(self) -> StudyDirection:
+        """Optuna's ``StudyDirection``."""
         return StudyDirection.MAXIMIZE if self.maximize else StudyDirection.MINIMIZE
 
     @property
@@ -124,14 +126,17 @@ class Objectives:
 
     @property
     def names(self) -> tuple[str, ...]:
+        """The metric names, in order."""
         return tuple(o.name for o in self.items)
 
     @property
     def directions(self) -> tuple[str, ...]:
+        """``"maximize"`` / ``"minimize"``, in order."""
         return tuple(o.direction for o in self.items)
 
     @property
     def optuna_directions(self) -> list[StudyDirection]:
+        """Optuna's ``StudyDirection`` of each objective, in order."""
         return [o.optuna_direction for o in self.items]
 
     @property
@@ -139,14 +144,19 @@ class Objectives:
         """Whether there are several objectives (the study has a Pareto front)."""
         return len(self.items) > 1
 
-    @property
-    def scheduled(self) -> Objective:
-        """What an early-stopping scheduler judges: the first learning objective.
+    def scheduled_for(self, per_epoch: Sequence[str]) -> Objective | None:
+        """What an early-stopping scheduler judges: the first objective among the metrics
+        ``per_epoch`` a trainer reports every epoch (``Trainer.metrics``), or None.
 
-        A cost is fixed per architecture, so it says nothing about a trial's progress; a
-        study of costs only is judged by its first objective.
+        Costs (``params``, ...) and metrics reported at the last epoch only (``test_acc``,
+        ``latency_batch_ms``) say nothing about a trial's progress, so they are skipped.
+
+        Example:
+            >>> Objectives.parse(["params", "val_acc"], ["minimize", "maximize"]).scheduled_for(
+            ...     ["epoch", "val_acc"]).name
+            'val_acc'
         """
-        return next((o for o in self.items if not o.is_cost), self.items[0])
+        return next((o for o in self.items if o.name in per_epoch and not o.is_cost), None)
 
     def __iter__(self) -> Iterator[Objective]:
         return iter(self.items)

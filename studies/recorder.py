@@ -149,6 +149,8 @@ class Recorder:
             reused only from trials of the same trainer.
         reuse: Answer repeats of completed configurations from the record (above).
         resume: Train repeats of stopped configurations on from their checkpoint (above).
+        scheduled: The objective a scheduler judges epoch by epoch (its values are a
+            trial's curve); default the first objective.
     """
 
     def __init__(
@@ -165,6 +167,7 @@ class Recorder:
         trainer_id: str | None = None,
         reuse: bool = False,
         resume: bool = False,
+        scheduled: str | None = None,
     ) -> None:
         self.study = study
         self.storage = storage
@@ -177,6 +180,7 @@ class Recorder:
         self.trainer_id = trainer_id
         self.reuse = reuse
         self.resume = resume
+        self._scheduled = scheduled or objectives[0].name
         self.rejected = 0
         self.repeated = 0
         self.resumed = 0
@@ -185,12 +189,13 @@ class Recorder:
         self._open: dict[str, OpenTrial] = {}  # by Ray's trial id
         self._done: dict[ConfigKey, _Done] | None = None  # built on first use
         self._pruned: dict[ConfigKey, _Stopped] | None = None  # built on first use (resume)
+        self._constrained: bool | None = None  # built on first use
         self._writer = OrderedWriter()
 
     @property
     def scheduled(self) -> str:
         """The objective a scheduler judges (its per-epoch values are the trial's curve)."""
-        return self.objectives.scheduled.name
+        return self._scheduled
 
     # Proposals ---------------------------------------------------------------------
     def ask(self, key: str) -> dict[str, Any] | None:
@@ -224,7 +229,9 @@ class Recorder:
                 stats = self._model_stats(config)
                 reasons = self._violations(stats)
             except Exception as e:  # a network that cannot be built must not stop the run
+                # Without constraints the statistics only inform: the proposal trains.
                 reasons = [f"model statistics failed: {type(e).__name__}: {e}"]
+                reasons = reasons if self.space.constraints else []
             trial.set_user_attr(ATTR_ARCH_ID, arch_id)
             if stats:
                 trial.set_user_attr(ATTR_STATS, stats)
@@ -347,6 +354,19 @@ class Recorder:
             return []
         return [v for c in self.space.constraints if (v := c.violation(stats)) is not None]
 
+    def _records_constraints(self) -> bool:
+        """Whether trained trials get constraint values: when the space has constraints and
+        no trial trained before carries none (a study begun by an archtune that did not
+        record them). Optuna's GP sampler needs the same constraints on every trial."""
+        if self._constrained is None:
+            trained = self.study.get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
+            )
+            self._constrained = bool(self.space.constraints) and all(
+                constraints_of(t) for t in trained
+            )
+        return self._constrained
+
     def _constraint_values(self, *sources: Mapping[str, Any] | None) -> dict[str, float]:
         """Each constraint's amount (<= 0: met) on the first source that has its metric:
         the final report (the network as trained and measured), then the statistics before
@@ -460,7 +480,7 @@ class Recorder:
         trial = self._open.pop(key)
         attrs = dict(attrs or {})
         constraints = {}
-        if self.space.constraints and state != TrialState.FAIL:
+        if self._records_constraints() and state != TrialState.FAIL:
             constraints = self._constraint_values(final, trial.stats)
         if trial.checkpoint is not None:
             attrs[ATTR_CHECKPOINT] = trial.checkpoint

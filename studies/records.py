@@ -157,17 +157,16 @@ class StudyRecord:
 
     @property
     def best(self) -> TrialRecord | None:
-        """The complete trial with the best finite value (of the first objective), or
-        None when there is none."""
-        done = [
-            t
-            for t in self.trials
-            if t.state == "COMPLETE" and t.value is not None and math.isfinite(t.value)
-        ]
-        if not done:
-            return None
-        pick = max if self.direction == "maximize" else min
-        return pick(done, key=lambda t: t.value)  # type: ignore[arg-type,return-value]
+        """The complete trial with the best finite value (of the first objective) among
+        those that met the constraints, or None when there is none."""
+        goal = Objectives.parse(self.objectives, self.directions)[0]
+        best: TrialRecord | None = None
+        for t in self.trials:
+            if t.state != "COMPLETE" or not t.feasible or t.value is None:
+                continue
+            if goal.better(t.value, None if best is None else best.value):
+                best = t
+        return best
 
 
 @dataclass
@@ -251,13 +250,14 @@ def load_study_record(storage: Storage, name: str) -> StudyRecord:
 def list_studies(storage: Storage) -> list[StudySummary]:
     """A summary of every study in the database, oldest first."""
     out = []
-    for s in optuna.get_all_study_summaries(storage.optuna, include_best_trial=True):
+    for s in optuna.get_all_study_summaries(storage.optuna, include_best_trial=False):
         study = optuna.load_study(study_name=s.study_name, storage=storage.optuna)
         states: dict[str, int] = {}
         for t in study.get_trials(deepcopy=False):
             states[t.state.name] = states.get(t.state.name, 0) + 1
         objectives = _objectives(study)
-        best = None if objectives.multi or s.best_trial is None else s.best_trial.value
+        front = study.best_trials if states.get("COMPLETE") else []  # feasible first
+        best = None if objectives.multi or not front else front[0].values[0]
         out.append(
             StudySummary(
                 name=s.study_name,
@@ -269,7 +269,7 @@ def list_studies(storage: Storage) -> list[StudySummary]:
                 started=s.datetime_start,
                 objectives=list(objectives.names),
                 directions=list(objectives.directions),
-                front_size=len(study.best_trials) if objectives.multi else 0,
+                front_size=len(front) if objectives.multi else 0,
             )
         )
     return out

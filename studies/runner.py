@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from spaces import SearchSpace
-from studies.objectives import Objectives
+from studies.objectives import Objective, Objectives
 from studies.progress import TrialProgress
 from studies.recorder import Recorder
 from studies.settings import RunSettings
@@ -110,11 +110,17 @@ def _stats_fn(trainer: Trainer, space: SearchSpace) -> Any:
 
 
 def run_on_ray(
-    study: Study, trainer: Trainer, space: SearchSpace, settings: RunSettings, progress: bool
+    study: Study,
+    trainer: Trainer,
+    space: SearchSpace,
+    settings: RunSettings,
+    scheduled: Objective,
+    progress: bool,
 ) -> None:
-    """Run ``settings.num_trials`` trials of ``study`` through a Ray Tune ``Tuner``."""
+    """Run ``settings.num_trials`` trials of ``study`` through a Ray Tune ``Tuner``;
+    its scheduler judges ``scheduled`` epoch by epoch."""
     with _tune_environment():
-        _run(study, trainer, space, settings, progress)
+        _run(study, trainer, space, settings, scheduled, progress)
 
 
 # Ray Tune reads these when a run starts. archtune records every result itself, so Ray's
@@ -142,7 +148,12 @@ def _tune_environment() -> Iterator[None]:
 
 
 def _run(
-    study: Study, trainer: Trainer, space: SearchSpace, settings: RunSettings, progress: bool
+    study: Study,
+    trainer: Trainer,
+    space: SearchSpace,
+    settings: RunSettings,
+    scheduled: Objective,
+    progress: bool,
 ) -> None:
     from ray import tune
 
@@ -150,7 +161,6 @@ def _run(
     from studies.tune_adapter import RecorderCallback, RecorderSearcher
 
     objectives: Objectives = study.objectives
-    scheduled = objectives.scheduled  # what Ray's scheduler judges, epoch by epoch
     bar = TrialProgress(study.name, settings.num_trials, objectives, enabled=progress)
     recorder = Recorder(
         study.optuna,
@@ -164,6 +174,7 @@ def _run(
         trainer_id=trainer_id(trainer),
         reuse=settings.reuse_finished,
         resume=settings.resume_stopped,
+        scheduled=scheduled.name,
     )
     started = _start_ray(settings.address, settings.resources_per_trial)
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
@@ -171,7 +182,7 @@ def _run(
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
         trainer.prepare()
-        resources = settings.resources_per_trial
+        resources = dict(settings.resources_per_trial)
         workers = num_workers(resources)
         threads = max(1, int(resources.get("cpu", 1) // workers))
         trainable = tune.with_resources(
@@ -201,6 +212,7 @@ def _run(
         )
         with bar:
             tuner.fit()
+            recorder.flush()  # every trial counted before the bar stops
         bar.summary(recorder.rejected, recorder.stopped, recorder.repeated)
     finally:
         recorder.fail_open_trials("The run stopped before this trial finished.")

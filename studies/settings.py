@@ -23,6 +23,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from search.spec import ControllerSpec
@@ -66,6 +67,9 @@ class RunSettings:
         resume_stopped: Train a proposal that repeats a configuration the scheduler
             stopped on from that trial's last checkpoint (see :meth:`Study.run`).
 
+    The mappings are kept as read-only views; settings compare by value but are not
+    hashable.
+
     Raises:
         ValueError: for a setting out of range, an unknown scheduler or option.
         TypeError: for scheduler options that are not a mapping.
@@ -104,8 +108,10 @@ class RunSettings:
         scheduler_settings(scheduler, options)  # raises on a bad option
         defaults = SCHEDULERS[scheduler]
         changed = {k: v for k, v in options.items() if defaults[k] != v}
-        object.__setattr__(self, "scheduler_options", changed)
-        object.__setattr__(self, "resources_per_trial", _resources(self.resources_per_trial))
+        # Read-only views: a validated setting cannot be changed behind the check.
+        object.__setattr__(self, "scheduler_options", MappingProxyType(changed))
+        resources = _resources(self.resources_per_trial)
+        object.__setattr__(self, "resources_per_trial", MappingProxyType(resources))
         _check_address(self.address)
         if self.run_dir is not None and (not isinstance(self.run_dir, str) or not self.run_dir):
             raise ValueError(f"run_dir must be a directory path or None, got {self.run_dir!r}.")
@@ -117,7 +123,7 @@ class RunSettings:
     def to_json(self) -> dict[str, Any]:
         """Every setting but :attr:`address` (where to run is the resumer's choice), with
         the scheduler's options in full."""
-        data = dataclasses.asdict(self)
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         data.pop("address")
         data["scheduler_options"] = self.scheduler_config()
         data["resources_per_trial"] = dict(self.resources_per_trial)

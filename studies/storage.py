@@ -53,8 +53,10 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from studies import migrations
 
 DEFAULT_STORAGE = "sqlite:///archtune.db"
-SCHEMA_VERSION = 2
-"""The ``archtune_schema`` version of the newest migration: a database above it is refused."""
+SCHEMA_VERSION = 1
+"""The ``archtune_schema`` version this archtune reads and writes: a database above it is
+refused. A migration raises it only when an older archtune could no longer use the
+database safely (0002 adds indexes only, so it stays 1)."""
 
 
 class StorageError(RuntimeError):

@@ -17,17 +17,16 @@ import dataclasses
 import json
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.trial import TrialState
 
 from search.optuna_access import trial_id
-from search.registry import multi_objective_controllers
-from search.spec import ControllerSpec, controller_spec, importable
+from search.spec import importable
 from spaces import SearchSpace
 from studies.objectives import Objectives
+from studies.plan import Controller, check_study_args, plan_run, run_settings
 from studies.records import (
     ATTR_ERROR,
     ATTR_OBJECTIVE,
@@ -44,7 +43,6 @@ from studies.storage import DEFAULT_STORAGE, Storage, open_storage
 from trainers import Trainer, trainer_from_json
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-Controller = optuna.samplers.BaseSampler | ControllerSpec | str | None
 
 
 class Study:
@@ -175,14 +173,15 @@ class Study:
 
     @property
     def best_trial(self) -> optuna.trial.FrozenTrial | None:
-        """The best COMPLETE trial, or None when no trial has completed yet.
+        """The best COMPLETE trial (of those that met the constraints, when trials carry
+        constraint values), or None when there is none yet.
 
         Raises:
             ValueError: for a study with several objectives (use :attr:`best_trials`).
         """
         self._single("best_trial", "best_trials (the Pareto front)")
-        done = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        return self._study.best_trial if done else None
+        best = self.best_trials  # Optuna's: feasible first, all ties
+        return min(best, key=lambda t: t.number) if best else None
 
     @property
     def best_trials(self) -> list[optuna.trial.FrozenTrial]:
@@ -190,6 +189,9 @@ class Study:
         ones only, when trials carry constraint values), in trial order. For one objective,
         the trials with the best value. A trial a scheduler stopped (PRUNED) is never
         on it. The same trials as Optuna's ``study.best_trials``."""
+        done = self._study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if not done:
+            return []
         return sorted(self._study.best_trials, key=lambda t: t.number)
 
     def best_config(self) -> dict[str, Any] | None:
@@ -299,7 +301,8 @@ class Study:
         record = run_record(settings, plan.spec, self.n_trained())
         self._study.set_user_attr(ATTR_RUN, json.dumps(record))
         self._study.sampler = plan.sampler
-        run_on_ray(self, trainer, space, settings, progress=progress)
+        scheduled = plan.scheduled or self.objectives[0]
+        run_on_ray(self, trainer, space, settings, scheduled, progress=progress)
 
     def resume(
         self,
@@ -337,8 +340,13 @@ class Study:
                 "import; resume from Python with Study.resume(controller=...), or register "
                 "the sampler with search.register_controller in an importable module."
             )
+        trainer = trainer_from_json(json.loads(self._study.user_attrs[ATTR_TRAINER]))
+        check = dataclasses.replace(settings, address=address)
+        with warnings.catch_warnings():  # checked again, and said once, by run
+            warnings.simplefilter("ignore", UserWarning)
+            plan_run(self.space, self.objectives, trainer, controller or spec, check, 0)
         stale = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        for t in stale:
+        for t in stale:  # only once everything is known to run
             self.storage.optuna.set_trial_user_attr(
                 trial_id(t), ATTR_ERROR, "The driver stopped before this trial finished."
             )
@@ -348,7 +356,6 @@ class Study:
             remaining = num_trials
         if remaining <= 0:
             return 0
-        trainer = trainer_from_json(json.loads(self._study.user_attrs[ATTR_TRAINER]))
         settings = dataclasses.replace(settings, num_trials=remaining, address=address)
         self.run(trainer, controller or spec, settings, progress=progress)
         return remaining
@@ -357,151 +364,5 @@ class Study:
         return f"Study(name={self.name!r}, storage={self.storage.url!r})"
 
 
-def check_study_args(
-    name: Any, space: Any, objective: str | Sequence[str], direction: str | Sequence[str]
-) -> Objectives:
-    """Check what :meth:`Study.create` is given; return the objectives.
-
-    Raises:
-        ValueError / TypeError: what is wrong and how to fix it.
-    """
-    if not isinstance(name, str) or not name.strip():
-        raise ValueError(f"Study name must be a non-empty string, got {name!r}.")
-    if not isinstance(space, SearchSpace):
-        raise TypeError(f"space must be a SearchSpace, got {type(space).__name__}.")
-    if not space.decisions():
-        raise ValueError("The space has no decisions; add a Float, Int or Categorical.")
-    return Objectives.parse(objective, direction)
-
-
 def _describe(objectives: Objectives) -> str:
     return ", ".join(f"{o.name!r} ({o.direction})" for o in objectives)
-
-
-def run_settings(settings: RunSettings | None, overrides: Mapping[str, Any]) -> RunSettings:
-    """``settings`` (default ``RunSettings()``) with the ``overrides`` that are not None.
-
-    Raises:
-        TypeError: for ``settings`` that is not a RunSettings, or an unknown setting (the
-            message lists the valid ones).
-        ValueError: for a bad value (see :class:`~studies.settings.RunSettings`).
-    """
-    if settings is None:
-        settings = RunSettings()
-    if not isinstance(settings, RunSettings):
-        raise TypeError(
-            f"settings must be a studies.RunSettings, got {settings!r}; pass num_trials=..., "
-            "scheduler=... as keywords, or RunSettings(num_trials=..., ...)."
-        )
-    names = {f.name for f in dataclasses.fields(RunSettings)}
-    unknown = sorted(set(overrides) - names)
-    if unknown:
-        raise TypeError(f"Unknown run setting(s) {unknown}; the settings are {sorted(names)}.")
-    given = {k: v for k, v in overrides.items() if v is not None}
-    return dataclasses.replace(settings, **given) if given else settings
-
-
-@dataclass(frozen=True)
-class RunPlan:
-    """What a run will use, checked before anything is written: the sampler and its spec."""
-
-    sampler: optuna.samplers.BaseSampler
-    spec: ControllerSpec
-
-
-def plan_run(
-    space: SearchSpace,
-    objectives: Objectives,
-    trainer: Trainer,
-    controller: Controller,
-    settings: RunSettings,
-    trials_before: int,
-) -> RunPlan:
-    """Check that ``trainer`` can run ``space`` for ``objectives`` with ``settings``, and
-    make the controller for a study already holding ``trials_before`` trials.
-
-    Raises:
-        ValueError / TypeError: what is wrong and how to fix it.
-    """
-    if not isinstance(trainer, Trainer):
-        raise TypeError(f"trainer must be an archtune Trainer, got {type(trainer).__name__}.")
-    trainer.check_space(space)
-    if space.constraints and type(trainer).model_stats is Trainer.model_stats:
-        raise ValueError(
-            f"The space has constraints, but {type(trainer).__name__} cannot compute model "
-            "statistics to check them; remove the constraints or use ImageClassifier."
-        )
-    reported = trainer.reported_metrics()
-    for objective in objectives:
-        if objective.name not in reported:
-            raise ValueError(
-                f"The study optimises {objective.name!r}, which {type(trainer).__name__} "
-                f"does not report; it reports {list(reported)}."
-            )
-    if objectives.multi and settings.scheduler != "fifo" and objectives.scheduled.is_cost:
-        raise ValueError(
-            f"Every objective {list(objectives.names)} is a cost, fixed per architecture, so "
-            f"scheduler {settings.scheduler!r} has nothing to judge over epochs; add a "
-            "learning objective such as 'val_acc', or use scheduler='fifo'."
-        )
-    if settings.resume_stopped and "epoch" not in trainer.metrics:
-        raise ValueError(
-            f"resume_stopped needs a trainer that reports 'epoch'; "
-            f"{type(trainer).__name__} reports {list(trainer.metrics)}. Report the epoch "
-            "number (and a checkpoint) each epoch, or leave resume_stopped off."
-        )
-    grace = settings.scheduler_config().get("grace_period", 1)
-    if grace > trainer.max_epochs:
-        raise ValueError(
-            f"scheduler_options grace_period={grace} is more than the trainer's "
-            f"{trainer.max_epochs} epochs, so no trial could be stopped; lower it."
-        )
-    plan = make_sampler(controller, trials_before)
-    if objectives.multi and plan.spec.registered:
-        several = multi_objective_controllers()
-        if plan.spec.name not in several:
-            raise ValueError(
-                f"Controller {plan.spec.name!r} searches one objective; this study has "
-                f"{len(objectives)} {list(objectives.names)}. Use one of {several}."
-            )
-    return plan
-
-
-def make_sampler(controller: Controller, trials_before: int = 0) -> RunPlan:
-    """The sampler a run uses and the spec the study stores of it.
-
-    A controller given by name or spec, or a sampler :func:`search.make_controller` made,
-    is made for a study that holds ``trials_before`` trials
-    (:meth:`~search.ControllerSpec.continued`: a non-rebuildable controller moves its seed
-    on, so it does not replay its first proposals). Any other sampler is used as given and
-    stored by its class's import path, with a warning that a resume will rebuild it with
-    its default options.
-
-    Raises:
-        ValueError: for an unknown controller name.
-        TypeError: for something that is not a controller, or an unknown option.
-    """
-    if controller is None or isinstance(controller, str):
-        controller = ControllerSpec(controller or "tpe")
-    if isinstance(controller, ControllerSpec):
-        spec = controller.continued(trials_before)
-        return RunPlan(spec.build(), spec)
-    spec, exact = controller_spec(controller)  # raises TypeError for a non-sampler
-    if exact:
-        continued = spec.continued(trials_before)
-        if continued != spec:
-            return RunPlan(continued.build(), continued)
-        return RunPlan(controller, spec)
-    how = (
-        "`archtune resume` rebuilds it with its default options"
-        if importable(spec)
-        else "`archtune resume` cannot import it (resume with Study.resume(controller=...))"
-    )
-    warnings.warn(
-        f"The controller {type(controller).__name__} was not made by archtune, so the study "
-        f"records only its class ({spec.name}); {how}. To keep its options, pass "
-        f"ControllerSpec({spec.name!r}, seed=..., options={{...}}) instead of the sampler.",
-        UserWarning,
-        stacklevel=3,
-    )
-    return RunPlan(controller, spec)

@@ -20,6 +20,7 @@ from search.nni_tuners import (
     _shared_space,
     _usable,
 )
+from search.optuna_access import study_storage, trial_id
 from spaces import Categorical, Float, Int, SearchSpace
 from spaces.optuna_adapter import suggest
 
@@ -197,5 +198,5 @@ def test_a_rebuilt_sampler_proposes_what_the_original_would(name: str) -> None:
     original = suggest(trial, space)
     # A fresh sampler (a crash, another process) has no cache: it rebuilds from the study.
     fresh = make_controller(name, seed=3, **OPTIONS[name])
-    plan = fresh._plan(study, study._storage.get_trial(trial._trial_id))
+    plan = fresh._plan(study, study_storage(study).get_trial(trial_id(trial)))
     assert plan.proposal and all(original[k] == v for k, v in plan.proposal.items())

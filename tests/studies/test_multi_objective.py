@@ -12,10 +12,11 @@ from optuna.trial import TrialState
 
 from search import ControllerSpec
 from spaces import Categorical, Constraint, Float, Int, SearchSpace
+from spaces.optuna_adapter import suggest
 from studies import Study
 from studies.cli import main
 from studies.objectives import Objectives
-from studies.records import ATTR_REJECTED, ATTR_STATS, load_study_record
+from studies.records import ATTR_REJECTED, ATTR_RUN, ATTR_STATS, load_study_record
 from studies.storage import open_storage
 from tests.studies.toy import CostTrainer, ToyTrainer
 
@@ -97,19 +98,40 @@ def test_run_refuses_what_cannot_search_the_front(db_url: str, kwargs, match) ->
     args = {"trainer": CostTrainer(), "controller": "evolution", **kwargs}
     with pytest.raises(ValueError, match=match):
         study.run(**args)
-    assert study.trials == []
+    assert study.trials == [] and ATTR_RUN not in study.optuna.user_attrs
 
 
-def test_a_scheduler_needs_a_learning_objective(db_url: str) -> None:
-    study = Study.create(
-        "s", _space(), ["params", "flops"], ["minimize", "minimize"], storage=db_url
-    )
+class BothCosts(CostTrainer):
+    final_metrics = ("params", "flops")
 
-    class BothCosts(CostTrainer):
-        final_metrics = ("params", "flops")
 
-    with pytest.raises(ValueError, match="is a cost, fixed per architecture"):
+@pytest.mark.parametrize(
+    ("objective", "direction"),
+    [(["params", "flops"], ["minimize", "minimize"]), ("params", "minimize")],
+)
+def test_a_scheduler_needs_an_objective_reported_every_epoch(
+    db_url: str, objective, direction
+) -> None:
+    study = Study.create("s", _space(), objective, direction, storage=db_url)
+    with pytest.raises(ValueError, match=r"reports none of \['params'.* every epoch"):
         study.run(BothCosts(), "random", scheduler="asha")
+    assert ATTR_RUN not in study.optuna.user_attrs
+
+
+def test_the_scheduler_judges_the_first_objective_reported_every_epoch() -> None:
+    from studies.plan import plan_run
+    from studies.settings import RunSettings
+
+    objectives = Objectives.parse(["params", "score"], ["minimize", "maximize"])
+    assert objectives.scheduled_for(CostTrainer.metrics).name == "score"
+    assert (
+        Objectives.parse(["test_acc", "val_acc"], ["maximize"] * 2).scheduled_for(
+            ["epoch", "val_acc"]
+        )
+        == Objectives.parse("val_acc", "maximize")[0]
+    ), "a last-epoch metric is skipped"
+    plan = plan_run(_space(), objectives, CostTrainer(), "random", RunSettings(), 0)
+    assert plan.scheduled.name == "score" and plan.scheduled.mode == "max"
 
 
 def test_metrics_reported_only_at_the_last_epoch_may_be_objectives(db_url: str) -> None:
@@ -277,3 +299,82 @@ def test_repeats_and_stopped_trials_carry_their_constraint_values(db_url: str) -
     assert dict(stopped.constraints) == {"0:params": -500.0}, "from the stats before training"
     rejected = [t for t in by_state["FAIL"] if ATTR_REJECTED in t.user_attrs]
     assert rejected and all(dict(t.constraints) == {"0:params": 500.0} for t in rejected)
+
+
+def test_without_a_feasible_trial_there_is_no_best_trial(db_url: str) -> None:
+    from search.optuna_access import set_constraints
+
+    study = Study.create("one", _space(limit=1000), objective="score", storage=db_url)
+    for x, excess in ((0.9, 500.0), (0.5, -100.0)):
+        trial = study.optuna.ask({"x": optuna.distributions.FloatDistribution(0, 1)})
+        set_constraints(trial, {"0:params": excess})
+        study.optuna.tell(trial, x)
+    best = Study.load("one", db_url).best_trial
+    assert best is not None and best.value == 0.5, "the infeasible 0.9 is not the best"
+    assert load_study_record(open_storage(db_url), "one").best.value == 0.5
+    other = Study.create("none", _space(limit=1000), objective="score", storage=db_url)
+    trial = other.optuna.ask()
+    set_constraints(trial, {"0:params": 1.0})
+    other.optuna.tell(trial, 1.0)
+    assert other.best_trial is None and other.best_config() is None
+    assert load_study_record(open_storage(db_url), "none").best is None
+
+
+def test_a_study_begun_without_constraint_values_gets_none_on_new_trials(db_url: str) -> None:
+    """An archtune before this one recorded no constraint values; Optuna's GP refuses a
+    study where only some trials carry them, so none are added to such a study."""
+    from studies.recorder import Recorder
+
+    storage = open_storage(db_url)
+    space = _space(limit=6000)
+    old = optuna.create_study(
+        study_name="old", storage=storage.optuna, directions=["maximize", "minimize"]
+    )
+    for x in (0.2, 0.4, 0.6):
+        old.enqueue_trial({"x": x, "kind": "slim"})
+        trial = old.ask()
+        suggest(trial, space)
+        old.tell(trial, [x, 500.0])
+    study = optuna.load_study(
+        study_name="old", storage=storage.optuna, sampler=ControllerSpec("gp", seed=0).build()
+    )
+    trainer = CostTrainer()
+    rec = Recorder(
+        study,
+        storage,
+        space,
+        Objectives.parse(["score", "params"], ["maximize", "minimize"]),
+        budget=lambda c: 1,
+        num_trials=2,
+        stats=lambda config, metrics: trainer.model_stats(config, space, metrics),
+    )
+    for key in ("a", "b"):
+        config = rec.ask(key)  # GP would raise on mixed constraint names
+        params = trainer.model_stats(config, space, set())["params"]
+        rec.complete(key, {"epoch": 1, "score": config["x"], "params": params})
+    rec.close()
+    assert all(not t.constraints for t in study.trials if t.state == TrialState.COMPLETE)
+
+
+def test_statistics_that_fail_without_constraints_do_not_reject(db_url: str) -> None:
+    from studies.recorder import Recorder
+
+    storage = open_storage(db_url)
+    study = optuna.create_study(
+        study_name="s", storage=storage.optuna, directions=["maximize", "minimize"]
+    )
+
+    def broken(config, metrics):
+        raise RuntimeError("cannot build")
+
+    rec = Recorder(
+        study,
+        storage,
+        _space(),
+        Objectives.parse(["score", "params"], ["maximize", "minimize"]),
+        budget=lambda c: 1,
+        num_trials=1,
+        stats=broken,
+    )
+    assert rec.ask("a") is not None and rec.rejected == 0
+    rec.close()

@@ -118,9 +118,16 @@ def test_a_bad_experiment_leaves_nothing_in_the_database(tmp_path, kwargs, match
         _experiment(tmp_path, **kwargs).run(progress=False)
     storage = f"sqlite:///{tmp_path / 'exp.db'}"
     assert optuna.get_all_study_names(storage) == [], "no study was created"
-    # The corrected experiment can use the name.
-    with pytest.raises(ValueError, match="num_trials must be a positive integer"):
-        _experiment(tmp_path).replace(num_trials=0)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_session")
+def test_a_corrected_experiment_can_use_the_name_a_refused_one_had(tmp_path) -> None:
+    with pytest.raises(ValueError, match="does not report"):
+        _experiment(tmp_path, objective="acc").run(progress=False)
+    fixed = _experiment(tmp_path, num_trials=1, run_dir=str(tmp_path / "runs"))
+    study = fixed.run(progress=False)
+    assert study.objective == "score" and len(study.trials) == 1
 
 
 def test_study_run_refuses_positional_settings_of_the_old_signature(db_url: str) -> None:

@@ -124,7 +124,7 @@ def test_resume_stopped_needs_a_trainer_that_reports_its_epoch(db_url: str) -> N
 
 def test_resume_rebuilds_the_controller_with_its_options() -> None:
     from search import ControllerSpec, controller_spec
-    from studies.study import make_sampler
+    from studies.plan import make_sampler
 
     stored = ControllerSpec("tpe", seed=3, options={"n_startup_trials": 4})
     plan = make_sampler(stored, trials_before=6)
@@ -138,10 +138,35 @@ def test_resume_rebuilds_the_controller_with_its_options() -> None:
 
 def test_resume_keeps_the_seed_of_a_rebuildable_controller() -> None:
     from search import ControllerSpec, controller_spec, make_controller
-    from studies.study import make_sampler
+    from studies.plan import make_sampler
 
     stored = ControllerSpec("evolution", 5, {"population_size": 8, "tournament_size": 3})
     plan = make_sampler(stored, trials_before=6)
     assert plan.spec == stored and controller_spec(plan.sampler)[0] == stored
     drawn = controller_spec(make_controller("rl"))[0].seed
     assert isinstance(drawn, int), "the seed a rebuildable controller drew is kept for resume"
+
+
+def test_a_controller_named_by_string_stores_the_seed_it_drew() -> None:
+    from search import controller_spec
+    from studies.plan import make_sampler
+
+    plan = make_sampler("evolution")
+    assert isinstance(plan.spec.seed, int) and plan.spec.seed == plan.sampler.seed
+    assert controller_spec(plan.sampler)[0] == plan.spec
+    assert make_sampler(plan.spec, trials_before=7).spec == plan.spec, "resumed as itself"
+
+
+def test_resume_checks_everything_before_touching_stale_trials(db_url: str) -> None:
+    import json
+
+    from studies.records import ATTR_RUN, ATTR_TRAINER
+
+    study = Study.create("s", _space(), objective="val_acc", storage=db_url)
+    study.optuna.set_user_attr(ATTR_TRAINER, json.dumps(ImageClassifier(epochs=1).to_json()))
+    run = {"num_trials": 2, "controller": {"name": "tpe", "options": {"bogus": 1}}}
+    study.optuna.set_user_attr(ATTR_RUN, json.dumps(run))
+    study.optuna.ask()  # left RUNNING by a driver that died
+    with pytest.raises(TypeError, match=r"no option\(s\) \['bogus'\]"):
+        Study.load("s", db_url).resume(progress=False)
+    assert [t.state.name for t in study.trials] == ["RUNNING"], "nothing changed"
