@@ -296,11 +296,17 @@ class Recorder:
 
     def _curves(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, dict[int, float]]:
         """``{number: {epoch: value}}`` of the scheduled objective: Optuna's intermediate
-        values, or (several objectives, which Optuna keeps none of) archtune's metric rows."""
+        values, or (several objectives, which Optuna keeps none of) archtune's metric rows;
+        a trial that went on from a stopped one owns only the rows of the epochs it
+        trained, so the stopped one's curve comes first."""
         if not self.objectives.multi:
             return {t.number: dict(t.intermediate_values) for t in trials}
         rows = self.storage.metrics([trial_id(t) for t in trials])
-        return {t.number: dict(rows[trial_id(t)].get(self.scheduled, [])) for t in trials}
+        curves: dict[int, dict[int, float]] = {}
+        for t in sorted(trials, key=lambda t: t.number):  # a source before what resumed it
+            inherited = curves.get(t.user_attrs.get(ATTR_RESUMED_FROM, -1), {})
+            curves[t.number] = {**inherited, **dict(rows[trial_id(t)].get(self.scheduled, []))}
+        return curves
 
     def _resumed(self, state: OpenTrial) -> dict[str, Any]:
         """The config for Ray: with the checkpoint of the stopped trial it repeats (resume)."""

@@ -378,3 +378,54 @@ def test_statistics_that_fail_without_constraints_do_not_reject(db_url: str) -> 
     )
     assert rec.ask("a") is not None and rec.rejected == 0
     rec.close()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("ray_session")
+def test_a_stopped_trial_of_a_front_goes_on_from_its_checkpoint(db_url: str, tmp_path) -> None:
+    """resume_stopped with several objectives: Optuna keeps no curve of a multi-objective
+    trial, so the stopped trial's last epoch is read from archtune's metric rows."""
+    from studies.records import ATTR_RESUMED_FROM
+    from tests.studies.toy import DyingTrainer
+
+    class Resuming(DyingTrainer):  # checkpoints every epoch, reports where it started
+        metrics = ("epoch", "score", "resumed_from")
+
+    trainer = Resuming(str(tmp_path), die_after=0, epochs=4)
+
+    def run(xs: tuple[float, ...]) -> Study:
+        study = Study.create(
+            "mo-resume",
+            SearchSpace({"x": Float(0.0, 1.0)}),
+            ["score", "resumed_from"],
+            ["maximize", "minimize"],
+            storage=db_url,
+            load_if_exists=True,
+        )
+        for x in xs:
+            study.optuna.enqueue_trial({"x": x})
+        study.run(
+            trainer,
+            "random",
+            num_trials=len(xs),
+            max_concurrent=1,
+            scheduler="asha",
+            resume_stopped=True,
+            run_dir=str(tmp_path / "runs"),
+            progress=False,
+        )
+        return study
+
+    study = run((0.9, 0.1, 0.1))
+    _, stopped, judged = study.optuna.trials
+    assert stopped.state == TrialState.PRUNED
+    assert judged.user_attrs[ATTR_RESUMED_FROM] == stopped.number
+    assert judged.state == TrialState.PRUNED
+    record = load_study_record(open_storage(db_url), "mo-resume")
+    assert record.trials[judged.number].metrics == {}, "judged again at epoch 1, not trained"
+    run((0.1,))  # a fresh ASHA lets it go on
+    again = study.optuna.trials[-1]
+    assert again.user_attrs[ATTR_RESUMED_FROM] == judged.number
+    assert again.state == TrialState.COMPLETE and again.values == [0.1, 1.0]
+    record = load_study_record(open_storage(db_url), "mo-resume")
+    assert record.trials[again.number].metrics["resumed_from"] == [(2, 1), (3, 1), (4, 1)]
