@@ -29,6 +29,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import moocore
 import numpy as np
 from optuna.study import StudyDirection
 
@@ -183,15 +184,9 @@ class Objectives:
             [True, True, False, True]
         """
         loss = self.losses(values)
-        on_front = np.zeros(len(loss), dtype=bool)
-        remaining = np.lexsort(loss.T[::-1])  # lexicographic: the first is never dominated
-        while remaining.size:
-            best = loss[remaining[0]]
-            on_front[remaining[0]] = True
-            rest = loss[remaining[1:]]
-            dominated = np.all(rest >= best, axis=1) & np.any(rest > best, axis=1)
-            remaining = remaining[1:][~dominated]
-        return on_front
+        if not len(loss):
+            return np.zeros(0, dtype=bool)
+        return np.asarray(moocore.is_nondominated(loss, keep_weakly=True), dtype=bool)
 
     def to_json(self) -> str:
         """The names as a study stores them: one name, or a JSON list of several."""

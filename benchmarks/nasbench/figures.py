@@ -104,3 +104,89 @@ def _layout(fig: Any, title: str, xaxis_title: str) -> None:
         yaxis_range=[0, 1],
         template="plotly_white",
     )
+
+
+# Multi-objective replay (benchmarks/nasbench/mo.py) -------------------------------------
+
+
+def mo_figure_data(result: dict[str, Any], scale: str = "log") -> dict[str, Any]:
+    """The series of the multi-objective figure: mean hypervolume regret per method
+    against evaluations (``"curves"``), and the table's true front (``"front"``: accuracy
+    in % and cost, sorted by cost).
+
+    Example:
+        >>> r = {"eval_grid": [1, 2], "cost": "params",
+        ...      "true_front": {"points": [[0.9, 20.0], [0.5, 10.0]]},
+        ...      "summary": {"log": {"methods": {"tpe": {"curve": [0.5, 0.25]}}}}}
+        >>> d = mo_figure_data(r)
+        >>> d["curves"][0]["y"], d["front"]["x"], d["front"]["y"]
+        ([0.5, 0.25], [10.0, 20.0], [50.0, 90.0])
+    """
+    methods = result["summary"][scale]["methods"]
+    curves = [
+        {"name": m, "x": result["eval_grid"], "y": r["curve"]} for m, r in sorted(methods.items())
+    ]
+    front = sorted(result["true_front"]["points"], key=lambda p: p[1])
+    every = result.get("points", [])
+    return {
+        "all": {"x": [p[1] for p in every], "y": [100 * p[0] for p in every]},
+        "curves": curves,
+        "cost": result["cost"],
+        "scale": scale,
+        "front": {"x": [p[1] for p in front], "y": [100 * p[0] for p in front]},
+    }
+
+
+def render_mo(data: dict[str, Any], stem: str = "nasbench_mo") -> dict[str, Any]:
+    """The Plotly figure of :func:`mo_figure_data`'s series, by file stem: regret against
+    evaluations (left) and the table's networks with their true front (right)."""
+    from plotly.colors import qualitative
+    from plotly.subplots import make_subplots
+
+    colours = qualitative.Plotly + qualitative.D3
+    fig = make_subplots(
+        rows=1,
+        cols=2,
+        column_widths=[0.62, 0.38],
+        subplot_titles=(
+            f"mean hypervolume regret ({data['scale']} {data['cost']})",
+            f"the table's true front: accuracy vs {data['cost']}",
+        ),
+    )
+    for i, s in enumerate(data["curves"]):
+        fig.add_scatter(
+            x=s["x"],
+            y=s["y"],
+            name=s["name"],
+            mode="lines",
+            line={"color": colours[i % len(colours)]},
+            row=1,
+            col=1,
+        )
+    fig.add_scatter(
+        x=data["all"]["x"],
+        y=data["all"]["y"],
+        name="every network",
+        mode="markers",
+        marker={"color": "lightgrey", "size": 5},
+        row=1,
+        col=2,
+    )
+    fig.add_scatter(
+        x=data["front"]["x"],
+        y=data["front"]["y"],
+        name="true front",
+        mode="lines+markers",
+        line={"shape": "hv", "color": "black"},
+        row=1,
+        col=2,
+    )
+    fig.update_xaxes(title_text="evaluations", type="log", row=1, col=1)
+    fig.update_yaxes(title_text="1 - HV(found) / HV(true front)", type="log", row=1, col=1)
+    fig.update_xaxes(title_text=data["cost"], type="log", row=1, col=2)
+    fig.update_yaxes(title_text="final validation accuracy (%)", row=1, col=2)
+    fig.update_layout(
+        title="Digits ResNet table: multi-objective search (full training, mean over seeds)",
+        template="plotly_white",
+    )
+    return {stem: fig}

@@ -99,7 +99,7 @@ def test_one_rule_for_the_seed_of_a_continued_run() -> None:
 
 def test_multi_objective_controllers_are_listed_and_work_in_plain_optuna() -> None:
     names = multi_objective_controllers()
-    assert {"evolution", "nsga2", "tpe", "random", "gp"} <= set(names)
+    assert {"evolution", "nsga2", "tpe", "random", "gp", "rl"} <= set(names)
     assert not {"nni-tpe", "nni-evolution"} & set(names)
     assert set(names) <= set(list_controllers())
     for name in names:
