@@ -66,6 +66,7 @@ from search.base import params_key
 from search.optuna_access import constraints_of, set_constraints, trial_id
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
+from studies.history import ConfigKey, Done, Stopped, TrialHistory
 from studies.objectives import Objectives
 from studies.records import (
     ATTR_ARCH_ID,
@@ -86,7 +87,6 @@ TRACEBACK_LIMIT = 20_000
 MAX_REJECTIONS = 1000  # proposals in a row rejected or repeated before the search stops
 
 Listener = Callable[[optuna.trial.FrozenTrial], None]
-ConfigKey = frozenset[Any]
 
 
 @dataclass
@@ -110,25 +110,6 @@ class OpenTrial:
     last_step: int | None = None
     checkpoint: str | None = None
     stats: dict[str, float] | None = None
-
-
-@dataclass(frozen=True)
-class _Done:
-    """A completed trial a repeat can be answered from."""
-
-    number: int
-    values: list[float]
-    checkpoint: str | None
-    constraints: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class _Stopped:
-    """A stopped trial a repeat can go on from."""
-
-    number: int
-    curve: dict[int, float]
-    checkpoint: str
 
 
 class Recorder:
@@ -187,8 +168,9 @@ class Recorder:
         self.asked = 0
         self.stopped: str | None = None  # why the search stopped early, if it did
         self._open: dict[str, OpenTrial] = {}  # by Ray's trial id
-        self._done: dict[ConfigKey, _Done] | None = None  # built on first use
-        self._pruned: dict[ConfigKey, _Stopped] | None = None  # built on first use (resume)
+        self._history = TrialHistory(
+            study, storage, trainer_id, multi=objectives.multi, scheduled=self._scheduled
+        )
         self._constrained: bool | None = None  # built on first use
         self._writer = OrderedWriter()
 
@@ -220,7 +202,7 @@ class Recorder:
             config = self.space.unflatten(flat)
             arch_id = self.space.arch_id(config)
             config_key = params_key(trial.params)  # as stored: constants are not params
-            earlier = self._completed().get(config_key) if self.reuse else None
+            earlier = self._history.completed().get(config_key) if self.reuse else None
             if earlier is not None:
                 self._answer_from_record(trial, arch_id, earlier)
                 continue
@@ -255,62 +237,18 @@ class Recorder:
                 f"trials ({rejected} broke the constraints); loosen them or narrow the space."
             )
         else:
+            done = len(self._history.completed())
             self.stopped = (
                 f"The controller proposed {MAX_REJECTIONS} completed configurations in a row "
-                f"({len(self._completed())} distinct ones are done): the search has converged "
+                f"({done} distinct ones are done): the search has converged "
                 "or the space is used up. Widen the space or pick another controller; pass "
                 "reuse_finished=False to train repeats anyway (e.g. to average noise)."
             )
         return None
 
-    def _completed(self) -> dict[ConfigKey, _Done]:
-        """Completed trials of this trainer by configuration (read from the study once)."""
-        if self._done is None:
-            self._done = {}
-            for t in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-                attrs = t.user_attrs
-                if attrs.get(ATTR_TRAINER_ID) != self.trainer_id or ATTR_REPEAT_OF in attrs:
-                    continue
-                done = _Done(
-                    t.number, list(t.values), attrs.get(ATTR_CHECKPOINT), constraints_of(t)
-                )
-                self._done.setdefault(params_key(t.params), done)
-        return self._done
-
-    def _stopped(self) -> dict[ConfigKey, _Stopped]:
-        """Stopped trials of this trainer with a checkpoint, by configuration (read from
-        the study once); of several, the latest (it went furthest)."""
-        if self._pruned is None:
-            self._pruned = {}
-            found = [
-                t
-                for t in self.study.get_trials(deepcopy=False, states=(TrialState.PRUNED,))
-                if t.user_attrs.get(ATTR_CHECKPOINT)
-                and t.user_attrs.get(ATTR_TRAINER_ID) == self.trainer_id
-            ]
-            curves = self._curves(found)
-            for t in found:
-                stopped = _Stopped(t.number, curves[t.number], t.user_attrs[ATTR_CHECKPOINT])
-                self._pruned[params_key(t.params)] = stopped
-        return self._pruned
-
-    def _curves(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, dict[int, float]]:
-        """``{number: {epoch: value}}`` of the scheduled objective: Optuna's intermediate
-        values, or (several objectives, which Optuna keeps none of) archtune's metric rows;
-        a trial that went on from a stopped one owns only the rows of the epochs it
-        trained, so the stopped one's curve comes first."""
-        if not self.objectives.multi:
-            return {t.number: dict(t.intermediate_values) for t in trials}
-        rows = self.storage.metrics([trial_id(t) for t in trials])
-        curves: dict[int, dict[int, float]] = {}
-        for t in sorted(trials, key=lambda t: t.number):  # a source before what resumed it
-            inherited = curves.get(t.user_attrs.get(ATTR_RESUMED_FROM, -1), {})
-            curves[t.number] = {**inherited, **dict(rows[trial_id(t)].get(self.scheduled, []))}
-        return curves
-
     def _resumed(self, state: OpenTrial) -> dict[str, Any]:
         """The config for Ray: with the checkpoint of the stopped trial it repeats (resume)."""
-        stopped = self._stopped().get(state.key) if self.resume else None
+        stopped = self._history.stopped().get(state.key) if self.resume else None
         if stopped is None or not stopped.curve or not os.path.isdir(stopped.checkpoint):
             return state.config  # e.g. a checkpoint this driver cannot see: from scratch
         self.resumed += 1
@@ -325,7 +263,7 @@ class Recorder:
         again = {"epoch": last, self.scheduled: stopped.curve[last]}
         return {**state.config, RESUME_KEY: stopped.checkpoint, RESUME_REPORT_KEY: again}
 
-    def _answer_from_record(self, trial: optuna.Trial, arch_id: str, earlier: _Done) -> None:
+    def _answer_from_record(self, trial: optuna.Trial, arch_id: str, earlier: Done) -> None:
         """Tell a repeated proposal COMPLETE with the result of the trial it repeats."""
         self.repeated += 1
         attrs: dict[str, Any] = {ATTR_ARCH_ID: arch_id, ATTR_REPEAT_OF: earlier.number}
@@ -491,13 +429,13 @@ class Recorder:
         if trial.checkpoint is not None:
             attrs[ATTR_CHECKPOINT] = trial.checkpoint
         if self.resume and state == TrialState.PRUNED and trial.checkpoint is not None:
-            self._stopped()[trial.key] = _Stopped(
+            self._history.stopped()[trial.key] = Stopped(
                 trial.trial.number, trial.curve, trial.checkpoint
             )
         if self.reuse and state == TrialState.COMPLETE and values is not None:
             # Known at once, so a repeat asked before the write lands is still answered.
-            done = _Done(trial.trial.number, values, trial.checkpoint, constraints)
-            self._completed().setdefault(trial.key, done)
+            done = Done(trial.trial.number, values, trial.checkpoint, constraints)
+            self._history.completed().setdefault(trial.key, done)
         self._writer.submit(self._write_tell, trial.trial, state, values, attrs, constraints)
 
     def _write_tell(
