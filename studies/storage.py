@@ -109,6 +109,18 @@ class SchemaRow(_Base):
     version: orm.Mapped[int] = orm.mapped_column(primary_key=True)
 
 
+class DriverRow(_Base):
+    """The lease of a driver running a study (see :mod:`studies.lease`; migration 0003)."""
+
+    __tablename__ = "archtune_drivers"
+    id: orm.Mapped[int] = orm.mapped_column(primary_key=True)
+    study_id: orm.Mapped[int] = orm.mapped_column(sa.Integer, index=True)
+    host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
+    pid: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    started_at: orm.Mapped[datetime] = orm.mapped_column(sa.DateTime)  # UTC, naive
+    beat_at: orm.Mapped[datetime] = orm.mapped_column(sa.DateTime)  # UTC, naive
+
+
 @dataclass
 class Storage:
     """An open study database: the Optuna storage and a session factory for ours."""
