@@ -24,6 +24,13 @@ PostgreSQL's advisory lock), so processes opening one database at once wait for 
 archtune could not safely read and write: that archtune refuses the database and asks to
 be upgraded, as this one does with a database from a newer archtune.
 
+PostgreSQL goes through psycopg 3 (``pip install 'archtune[postgres]'``), SQLAlchemy
+2.1's default for ``postgresql://``; a bare ``postgresql://`` URL names it explicitly
+before it reaches SQLAlchemy, so it means psycopg 3 under SQLAlchemy 2.0 too. A URL that
+names a driver that is not installed (``postgresql+psycopg2://``) is refused with the
+command that installs one. A URL is shown only through :func:`shown_url`, with its
+password as ``***``: messages, errors and pages never carry it.
+
 Example:
     >>> import tempfile, os
     >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "a.db")
@@ -36,6 +43,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import time
 import zlib
 from collections.abc import Iterator, Mapping, Sequence
@@ -61,6 +69,38 @@ database safely (0002 adds indexes only, so it stays 1)."""
 
 class StorageError(RuntimeError):
     """The storage URL is malformed, or the database cannot be reached or read."""
+
+
+_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)\S*@")
+
+
+def shown_url(url: str | sa.engine.URL) -> str:
+    """``url`` as it may be shown to anyone: its password, if any, replaced by ``***``.
+
+    Every message, error and page that names a database goes through this. A string
+    that is not a valid URL has whatever stands between ``user:`` and ``@`` hidden.
+
+    Example:
+        >>> shown_url("postgresql://me:s3cret@db.example:5432/studies")
+        'postgresql://me:***@db.example:5432/studies'
+        >>> shown_url("sqlite:///archtune.db")
+        'sqlite:///archtune.db'
+    """
+    if isinstance(url, sa.engine.URL):
+        return url.render_as_string(hide_password=True)
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        return _CREDENTIALS.sub(r"\1***@", str(url))
+
+
+def _reason(error: BaseException, password: str | None) -> str:
+    """The first line of a driver's error, with the password hidden should it echo it."""
+    orig = getattr(error, "orig", None)
+    reason = str(orig if orig is not None else error).strip().splitlines()[0]
+    if password and len(password) >= 3:
+        reason = reason.replace(password, "***")
+    return reason
 
 
 class _Base(orm.DeclarativeBase):
@@ -123,10 +163,22 @@ class DriverRow(_Base):
 
 @dataclass
 class Storage:
-    """An open study database: the Optuna storage and a session factory for ours."""
+    """An open study database: the Optuna storage and a session factory for ours.
+
+    ``url`` is the URL as given, password included, to open the database again; show it
+    only as :func:`shown_url` gives it (this class's ``repr`` does).
+    """
 
     url: str
     optuna: optuna.storages.RDBStorage
+
+    @property
+    def shown(self) -> str:
+        """The URL as it may be shown: the password as ``***`` (see :func:`shown_url`)."""
+        return shown_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"Storage(url={self.shown!r})"
 
     @contextmanager
     def session(self) -> Iterator[orm.Session]:
@@ -177,22 +229,30 @@ def _check_url(url: str) -> sa.engine.URL:
         raise StorageError(f"Storage URL must be a non-empty string, got {url!r}.")
     try:
         parsed = make_url(url)
-    except ArgumentError as e:
+    except (ArgumentError, ValueError) as e:  # ValueError: a port that is not a number
         raise StorageError(
-            f"Malformed storage URL {url!r}: use e.g. sqlite:///archtune.db or "
+            f"Malformed storage URL {shown_url(url)!r}: use e.g. sqlite:///archtune.db or "
             "postgresql://user:password@host:5432/dbname."
         ) from e
     backend = parsed.get_backend_name()
     if backend not in ("sqlite", "postgresql", "mysql"):
         raise StorageError(
-            f"Unsupported database {backend!r} in {parsed.render_as_string(hide_password=True)}; "
+            f"Unsupported database {backend!r} in {shown_url(parsed)}; "
             "use sqlite:///FILE or postgresql://..."
         )
+    try:
+        parsed.get_dialect()  # SQLAlchemy's dialect only: the driver is imported later
+    except sa.exc.NoSuchModuleError:
+        hint = ", psycopg 3: pip install 'archtune[postgres]'" if backend == "postgresql" else ""
+        raise StorageError(
+            f"Unknown driver {parsed.drivername!r} in {shown_url(parsed)}; "
+            f"use {backend}://...{hint}."
+        ) from None
     if backend == "sqlite":
         path = parsed.database
         if not path or path == ":memory:":
             raise StorageError(
-                f"{url!r} is an in-memory database, lost when the program ends; "
+                f"{shown_url(parsed)!r} is an in-memory database, lost when the program ends; "
                 "use sqlite:///archtune.db."
             )
         parent = os.path.dirname(os.path.abspath(path))
@@ -355,8 +415,56 @@ def _bring_to_head(engine: sa.Engine, shown: str) -> None:
             # Where there is no lock (MySQL), the loser of a race finds the work done.
             _migrate_under_lock(engine, shown)
     except sa.exc.DBAPIError as e:
-        reason = str(e.orig if e.orig is not None else e).strip().splitlines()[0]
+        reason = _reason(e, engine.url.password)
         raise StorageError(f"Cannot upgrade archtune's tables in {shown}: {reason}.") from e
+
+
+# pip's name for each database driver SQLAlchemy may import, by SQLAlchemy's driver name.
+_DRIVER_PACKAGES = {
+    "psycopg": "'archtune[postgres]'",
+    "psycopg2": "psycopg2-binary",
+    "mysqldb": "mysqlclient",
+    "pymysql": "PyMySQL",
+}
+# Seconds libpq (psycopg 3 and 2) waits for a PostgreSQL server before saying it cannot be
+# reached; without a limit it waits as long as TCP does, minutes, for a host that drops
+# packets. A URL's own ?connect_timeout=N wins.
+_CONNECT_TIMEOUT_S = 10
+
+
+def _engine_url(parsed: sa.engine.URL) -> sa.engine.URL:
+    """The URL handed to SQLAlchemy: a bare ``postgresql://`` names psycopg 3.
+
+    SQLAlchemy 2.1 takes psycopg 3 for it anyway; 2.0 would take psycopg2, which the
+    ``postgres`` extra does not install.
+    """
+    if parsed.drivername == "postgresql":
+        return parsed.set(drivername="postgresql+psycopg")
+    return parsed
+
+
+def _missing_driver(parsed: sa.engine.URL, error: ImportError) -> StorageError:
+    """The error for a driver that cannot be imported, with the command that installs it."""
+    cause: BaseException = error  # the innermost error: "No module named 'psycopg2'"
+    for _ in range(10):
+        inner = cause.__cause__ or cause.__context__
+        if inner is None:
+            break
+        cause = inner
+    detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
+    driver = _engine_url(parsed).get_driver_name()
+    package = _DRIVER_PACKAGES.get(driver.lower(), driver)
+    shown = shown_url(parsed)
+    if parsed.get_backend_name() == "postgresql" and driver == "psycopg":
+        fix = "install it with pip install 'archtune[postgres]'"
+    elif parsed.get_backend_name() == "postgresql":
+        fix = (
+            "archtune's PostgreSQL driver is psycopg 3: write the URL as postgresql://... "
+            f"and pip install 'archtune[postgres]', or pip install {package} for this URL"
+        )
+    else:
+        fix = f"install it with pip install {package}"
+    return StorageError(f"No database driver {driver!r} for {shown} ({detail}); {fix}.")
 
 
 def open_storage(url: str = DEFAULT_STORAGE) -> Storage:
@@ -364,32 +472,34 @@ def open_storage(url: str = DEFAULT_STORAGE) -> Storage:
 
     Args:
         url: An SQLAlchemy URL: ``sqlite:///path.db`` (default ``archtune.db`` in the
-            working directory) or ``postgresql://user:pw@host:port/db``.
+            working directory) or ``postgresql://user:pw@host:port/db`` (psycopg 3).
 
     Raises:
-        StorageError: the URL is malformed, names an unsupported database, the
-            database cannot be reached or upgraded, or a newer archtune wrote it; the
-            message says which.
+        StorageError: the URL is malformed, names an unsupported database or a driver
+            that is not installed, the database cannot be reached or upgraded, or a
+            newer archtune wrote it; the message says which, never with the password.
     """
     parsed = _check_url(url)
-    shown = parsed.render_as_string(hide_password=True)
+    shown = shown_url(parsed)
+    sqlite = parsed.get_backend_name() == "sqlite"
     engine_kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() != "sqlite":
+    if not sqlite:
         engine_kwargs["pool_pre_ping"] = True
+    engine_url = _engine_url(parsed)
+    libpq = engine_url.get_driver_name() in ("psycopg", "psycopg2")
+    if libpq and "connect_timeout" not in parsed.query:
+        engine_kwargs["connect_args"] = {"connect_timeout": _CONNECT_TIMEOUT_S}
     try:
-        rdb = _open_optuna(url, engine_kwargs, sqlite=parsed.get_backend_name() == "sqlite")
+        target = url if engine_url is parsed else engine_url.render_as_string(hide_password=False)
+        rdb = _open_optuna(target, engine_kwargs, sqlite=sqlite)
     except (OperationalError, sa.exc.DBAPIError) as e:
-        reason = str(e.orig if getattr(e, "orig", None) else e).strip().splitlines()[0]
         raise StorageError(
-            f"Cannot open storage {shown}: {reason}. "
+            f"Cannot open storage {shown}: {_reason(e, parsed.password)}. "
             "Check that the server runs and the host, port, user and password are right."
         ) from e
     except ImportError as e:
-        raise StorageError(
-            f"No database driver for {shown}; install it, e.g. "
-            "pip install 'archtune[postgres]' for PostgreSQL."
-        ) from e
-    if parsed.get_backend_name() == "sqlite":
+        raise _missing_driver(parsed, e) from e
+    if sqlite:
         event.listen(rdb.engine, "connect", _sqlite_pragmas)
         rdb.engine.dispose()
     _bring_to_head(rdb.engine, shown)

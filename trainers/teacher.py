@@ -153,21 +153,25 @@ def _trial_checkpoint(study: str, trial: int, url: str) -> str:
 
     try:
         parsed = make_url(url)
-    except sa.exc.ArgumentError as e:
-        raise ValueError(f"Malformed storage URL {url!r}: {e}") from None
+    except sa.exc.ArgumentError:
+        raise ValueError(
+            "Malformed storage URL of the teacher's study; use e.g. sqlite:///archtune.db or "
+            "postgresql://user:password@host:5432/dbname."
+        ) from None
+    shown = parsed.render_as_string(hide_password=True)  # never a password in a message
     db = parsed.database if parsed.get_backend_name() == "sqlite" else None
     if db and db != ":memory:" and not os.path.isfile(db):
-        raise FileNotFoundError(f"No study database at {os.path.abspath(db)!r} (from {url!r}).")
+        raise FileNotFoundError(f"No study database at {os.path.abspath(db)!r} (from {shown!r}).")
     try:
         storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
     except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError, RuntimeError) as e:
-        raise RuntimeError(f"Cannot read the study database {url!r}: {e}") from e
+        raise RuntimeError(f"Cannot read the study database {shown!r}: {e}") from e
     try:
         try:
             study_id = storage.get_study_id_from_name(study)
         except KeyError:
             known = sorted(s.study_name for s in storage.get_all_studies())
-            raise ValueError(f"No study {study!r} in {url!r}; known studies: {known}.") from None
+            raise ValueError(f"No study {study!r} in {shown!r}; known studies: {known}.") from None
         try:
             trial_id = storage.get_trial_id_from_study_id_trial_number(study_id, trial)
         except KeyError:
@@ -179,7 +183,7 @@ def _trial_checkpoint(study: str, trial: int, url: str) -> str:
             ) from None
         frozen = storage.get_trial(trial_id)
     except sa.exc.SQLAlchemyError as e:
-        raise RuntimeError(f"Cannot read the study database {url!r}: {e}") from e
+        raise RuntimeError(f"Cannot read the study database {shown!r}: {e}") from e
     finally:
         storage.engine.dispose()
     if frozen.state != optuna.trial.TrialState.COMPLETE:

@@ -122,3 +122,94 @@ def test_bad_input_is_one_clear_line(tmp_path: Path, capsys, argv, match) -> Non
     lines = err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("archtune: error:"), err
     assert re.search(match, lines[0]), err
+
+
+def test_a_missing_driver_hint_prints_literally_and_without_the_password(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if the extra were not installed
+    assert main(["ls", "--storage", "postgresql://u:secret@127.0.0.1:1/db"]) == 2
+    err = capsys.readouterr().err
+    assert "pip install 'archtune[postgres]'" in err, "rich must not eat [postgres] as markup"
+    assert "postgresql://u:***@127.0.0.1:1/db" in err and "secret" not in err
+
+
+def _two_databases(tmp_path: Path) -> tuple[str, str]:
+    """Two SQLite files holding one study each, named after the file."""
+    from spaces import Float, SearchSpace
+    from studies import Study
+
+    urls = []
+    for name in ("env", "flag"):
+        url = f"sqlite:///{tmp_path / name}.db"
+        Study.create(f"{name}-study", SearchSpace({"x": Float(0.0, 1.0)}), "score", storage=url)
+        urls.append(url)
+    return urls[0], urls[1]
+
+
+def test_storage_comes_from_the_flag_else_the_variable_else_the_default(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    env, flag = _two_databases(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARCHTUNE_STORAGE", env)
+    assert main(["ls"]) == 0
+    assert "env-study" in capsys.readouterr().out
+    assert main(["show", "env-study"]) == 0
+    assert "env-study" in capsys.readouterr().out
+    assert main(["ls", "--storage", flag]) == 0
+    out = capsys.readouterr().out
+    assert "flag-study" in out and "env-study" not in out
+    monkeypatch.setenv("ARCHTUNE_STORAGE", "")  # empty: unset, so sqlite:///archtune.db
+    assert main(["ls"]) == 0
+    assert "No studies in sqlite:///archtune.db." in capsys.readouterr().out
+    assert (tmp_path / "archtune.db").exists()
+
+
+def test_run_stores_where_the_variable_says_over_the_study_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from studies import Study
+    from studies.experiment import Experiment
+
+    def create_only(self: Experiment, address: str | None = None, **_: object) -> Study:
+        return Study.create(self.name, self.space, self.objective, self.direction, self.storage)
+
+    monkeypatch.setattr(Experiment, "run", create_only)  # where it goes, not the training
+    path = _study_file(tmp_path)  # its own storage: cli.db
+    env, flag = (f"sqlite:///{tmp_path / name}.db" for name in ("env", "flag"))
+
+    monkeypatch.setenv("ARCHTUNE_STORAGE", env)
+    assert main(["run", str(path)]) == 0
+    assert optuna.get_all_study_names(env) == ["cli-study"]
+    assert main(["run", str(path), "--storage", flag]) == 0
+    assert optuna.get_all_study_names(flag) == ["cli-study"]
+    monkeypatch.delenv("ARCHTUNE_STORAGE")
+    assert main(["run", str(path)]) == 0
+    assert optuna.get_all_study_names(f"sqlite:///{tmp_path / 'cli.db'}") == ["cli-study"]
+    capsys.readouterr()
+
+
+@pytest.mark.parametrize("command", ["demo", "run", "resume", "ls", "show", "report"])
+def test_help_names_the_storage_variable(
+    command: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARCHTUNE_STORAGE", "postgresql://u:secret@db/s")
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "(default: $ARCHTUNE_STORAGE if set, else" in out
+    assert "secret" not in out, "the help shows the variable's name, never its value"
+
+
+def test_demo_names_its_database_without_the_password(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ARCHTUNE_STORAGE", "postgresql://u:secret@127.0.0.1:1/db")
+    assert main(["demo"]) == 2  # nothing listens on port 1
+    captured = capsys.readouterr()
+    assert "recorded in postgresql://u:***@127.0.0.1:1/db" in captured.out
+    assert "Cannot open storage postgresql://u:***@127.0.0.1:1/db" in captured.err
+    assert "secret" not in captured.out + captured.err

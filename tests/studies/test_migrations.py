@@ -1,18 +1,14 @@
 """archtune's own migrations: old databases upgrade on open, Optuna's tables stay untouched.
 
-Every test runs on real SQLite files. Set ``ARCHTUNE_TEST_POSTGRES_URL`` to a PostgreSQL
-server URL whose user may ``CREATE DATABASE`` (e.g.
-``postgresql://postgres@127.0.0.1:5432/postgres``) and each one runs on a fresh
-PostgreSQL database too.
+Every test runs on a fresh SQLite file and on a fresh PostgreSQL database (the shared
+``storage_url`` fixture of tests/conftest.py; the PostgreSQL runs need
+``ARCHTUNE_TEST_POSTGRES_URL``, which .ci/run sets).
 """
 
 from __future__ import annotations
 
 import math
 import multiprocessing
-import os
-import uuid
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -22,13 +18,9 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy.engine import make_url
 
 from studies import migrations
 from studies.storage import SCHEMA_VERSION, StorageError, _Base, open_storage
-
-_POSTGRES = os.environ.get("ARCHTUNE_TEST_POSTGRES_URL")
-_BACKENDS = ["sqlite"] + (["postgresql"] if _POSTGRES else [])
 
 # A frozen copy of the version-1 tables as archtune created them with create_all, before
 # migrations existed. Never import the live models here: they describe the newest schema.
@@ -52,23 +44,10 @@ NEW_INDEXES = {
 }
 
 
-@pytest.fixture(params=_BACKENDS)
-def url(request: pytest.FixtureRequest) -> Iterator[str]:
+@pytest.fixture
+def url(storage_url: str) -> str:
     """A fresh database: an SQLite file, or a new PostgreSQL database dropped afterwards."""
-    if request.param == "sqlite":
-        yield request.getfixturevalue("db_url")
-        return
-    assert _POSTGRES is not None
-    name = f"archtune_test_{uuid.uuid4().hex[:12]}"
-    admin = sa.create_engine(_POSTGRES, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield make_url(_POSTGRES).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.dispose()
+    return storage_url
 
 
 def _objective(trial: optuna.Trial) -> float:

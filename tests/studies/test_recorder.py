@@ -31,6 +31,12 @@ ACC = Objectives.parse("acc", "maximize")
 
 
 @pytest.fixture
+def db_url(storage_url: str) -> str:
+    """Every recorder test runs on SQLite and on PostgreSQL (tests/conftest.py)."""
+    return storage_url
+
+
+@pytest.fixture
 def recorder(db_url: str) -> Iterator[Recorder]:
     storage = open_storage(db_url)
     study = optuna.create_study(
