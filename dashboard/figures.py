@@ -34,9 +34,10 @@ STATE_COLORS = {
     "PRUNED": "#f59e0b",
     "FAIL": "#dc2626",
     "RUNNING": "#10b981",
+    "INTERRUPTED": "#8b5cf6",
     "WAITING": "#9ca3af",
 }
-STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING")
+STATE_ORDER = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "INTERRUPTED", "WAITING")
 MISSING_LABEL = "(missing)"
 _FONT = "Inter, -apple-system, 'Segoe UI', Roboto, Helvetica, Arial, sans-serif"
 _MISSING = object()

@@ -23,7 +23,14 @@ from __future__ import annotations
 
 import optuna
 
-__all__ = ["constraints_of", "set_constraints", "study_id", "study_storage", "trial_id"]
+__all__ = [
+    "constraints_of",
+    "live_trial",
+    "set_constraints",
+    "study_id",
+    "study_storage",
+    "trial_id",
+]
 
 
 def trial_id(trial: optuna.trial.FrozenTrial | optuna.Trial) -> int:
@@ -61,3 +68,10 @@ def constraints_of(trial: optuna.trial.FrozenTrial) -> dict[str, float]:
     if hasattr(trial, "constraints"):
         return dict(trial.constraints)
     return {str(i): v for i, v in enumerate(trial.system_attrs.get("constraints") or [])}
+
+
+def live_trial(study: optuna.Study, trial_id: int) -> optuna.Trial:
+    """A live :class:`optuna.Trial` for an existing RUNNING trial of ``study`` (by its row
+    id), to report to and tell it from another process than the one that asked it; its
+    parameters already set are returned as they are by ``suggest_*``."""
+    return optuna.trial.Trial(study, trial_id)

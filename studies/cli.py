@@ -6,6 +6,13 @@ Example:
     $ archtune ls
     $ archtune show digits-resnet
     $ archtune report digits-resnet -o report.html
+    $ export ARCHTUNE_STORAGE=postgresql://me:s3cret@db.example:5432/studies
+    $ archtune ls
+
+Every command's database is ``--storage URL``, else the environment variable
+``ARCHTUNE_STORAGE``, else ``sqlite:///archtune.db``; for ``archtune run`` the last is the
+study file's own ``storage``. The variable keeps a password off the command line, where
+``ps`` shows it to every user of the machine. URLs are shown with the password as ``***``.
 """
 
 from __future__ import annotations
@@ -20,9 +27,10 @@ from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 from sqlalchemy.engine import make_url
 
-from studies.storage import DEFAULT_STORAGE, StorageError, open_storage
+from studies.storage import DEFAULT_STORAGE, StorageError, open_storage, shown_url
 
 if TYPE_CHECKING:
     from studies.records import StudyRecord, TrialRecord
@@ -43,19 +51,41 @@ class _Out:
 _out = _Out()
 _err = Console(stderr=True, soft_wrap=True)
 
+STORAGE_ENV = "ARCHTUNE_STORAGE"
+"""The environment variable that gives the database URL when ``--storage`` is not given."""
 
-def _storage_arg(p: argparse.ArgumentParser, default: str | None = DEFAULT_STORAGE) -> None:
+
+def _storage_arg(p: argparse.ArgumentParser, from_file: bool = False) -> None:
+    fallback = "the study file's storage" if from_file else DEFAULT_STORAGE
     p.add_argument(
         "--storage",
-        default=default,
+        default=None,
         metavar="URL",
-        help=f"database URL (default: {default or 'from the study file'})",
+        help=f"database URL (default: ${STORAGE_ENV} if set, else {fallback})",
     )
+
+
+def _storage(flag: str | None, from_file: bool = False) -> str | None:
+    """The database URL: ``--storage``, else ``$ARCHTUNE_STORAGE``, else the default.
+
+    The default is ``sqlite:///archtune.db``, or None (the study file's storage) for
+    ``archtune run``. An empty variable counts as unset.
+    """
+    if flag is not None:
+        return flag
+    env = os.environ.get(STORAGE_ENV, "").strip()
+    if env:
+        return env
+    return None if from_file else DEFAULT_STORAGE
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="archtune", description="Neural-architecture and hyperparameter search on Ray Tune."
+        prog="archtune",
+        description="Neural-architecture and hyperparameter search on Ray Tune.",
+        epilog=f"The database URL comes from --storage, else the environment variable "
+        f"{STORAGE_ENV}, else {DEFAULT_STORAGE} (for `run`: the study file's). Keep a "
+        f"password in {STORAGE_ENV}, off the command line, where `ps` shows it.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -70,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="which experiment, if the file has several")
     p.add_argument("--trials", type=int, default=None, help="override the trial count")
     p.add_argument("--address", default=None, help="auto | ray://HOST:10001 (default: local)")
-    _storage_arg(p, default=None)
+    _storage_arg(p, from_file=True)
 
     p = sub.add_parser("resume", help="continue an interrupted study")
     p.add_argument("name")
@@ -157,7 +187,8 @@ def cmd_demo(args: argparse.Namespace) -> None:
     _out.print(
         f"archtune demo: {exp.settings.num_trials} trials of a ResNet space on digits, "
         f"{exp.trainer.max_epochs} epochs each, {controller} + {exp.settings.scheduler} on "
-        f"Ray Tune, recorded in {exp.storage}"
+        f"Ray Tune, recorded in {shown_url(exp.storage)}",
+        markup=False,
     )
     exp.run(address=args.address)
     _finish_run(exp.name, exp.storage)
@@ -216,7 +247,7 @@ def cmd_ls(args: argparse.Namespace) -> None:
             s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-",
         )
     if table.row_count == 0:
-        _out.print(f"No studies in {args.storage}.")
+        _out.print(f"No studies in {shown_url(args.storage)}.", markup=False)
     else:
         _out.print(table)
 
@@ -317,15 +348,22 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = _parser().parse_args(argv)
+    args.storage = _storage(args.storage, from_file=args.command == "run")
     try:
         COMMANDS[args.command](args)
     except (ValueError, TypeError, KeyError, StorageError, StudyFileError, ConnectionError) as e:
         if os.environ.get("ARCHTUNE_DEBUG"):
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
-        _err.print(f"[red]archtune: error:[/red] {message}", highlight=False)
+        # Text, not markup: a message's own brackets ('archtune[postgres]') print as they are.
+        _err.print(Text.assemble(("archtune: error:", "red"), " ", str(message)), highlight=False)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as e:
+        from studies.interrupt import RunInterrupted
+
+        if isinstance(e, RunInterrupted):
+            _err.print(f"archtune: {e.message()}", markup=False, highlight=False)
+            return e.exit_status
         _err.print(
             "archtune: interrupted; finished trials are recorded. "
             "Continue with `archtune resume NAME`."

@@ -124,6 +124,16 @@ class Experiment:
         for key, value in fields.items():
             object.__setattr__(self, key, value)
 
+    def __repr__(self) -> str:
+        from studies.storage import shown_url
+
+        return (
+            f"Experiment(name={self.name!r}, objective={self.objective!r}, "
+            f"direction={self.direction!r}, trainer={self.trainer!r}, "
+            f"controller={self.controller!r}, settings={self.settings!r}, "
+            f"storage={shown_url(self.storage)!r})"
+        )
+
     def run(
         self, address: str | None = None, run_dir: str | None = None, progress: bool = True
     ) -> Study:

@@ -99,13 +99,13 @@ class TrialHistory:
                 if t.user_attrs.get(ATTR_CHECKPOINT)
                 and t.user_attrs.get(ATTR_TRAINER_ID) == self.trainer_id
             ]
-            curves = self._curves(found)
+            curves = self.curves(found)
             for t in found:
                 stopped = Stopped(t.number, curves[t.number], t.user_attrs[ATTR_CHECKPOINT])
                 self._stopped[params_key(t.params)] = stopped
         return self._stopped
 
-    def _curves(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, dict[int, float]]:
+    def curves(self, trials: list[optuna.trial.FrozenTrial]) -> dict[int, dict[int, float]]:
         """``{number: {epoch: value}}`` of the scheduled objective: Optuna's intermediate
         values, or (several objectives, which Optuna keeps none of) archtune's metric rows;
         a trial that went on from a stopped one owns only the rows of the epochs it

@@ -77,6 +77,11 @@ class TrialProgress:
             self._progress.console.print(f"[red]trial {trial.number} failed:[/red] {reason}")
         self._progress.update(self._task, advance=1, best=self._best_text())
 
+    def note(self, text: str) -> None:
+        """Print one line above the bar (when shown)."""
+        if self.enabled:
+            self._console.print(text, markup=False, highlight=False)
+
     def summary(self, rejected: int, stopped: str | None, repeated: int = 0) -> None:
         """Say how many proposals were rejected or repeats, and why the search stopped early."""
         if not self.enabled:

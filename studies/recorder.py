@@ -42,6 +42,15 @@ only forward events to it, so the rules below are in one place:
   checkpoint. The per-epoch metric rows of the epochs before it stay with the trial it
   went on from.
 
+- **Interrupted** trials: when a run stops before they end (Ctrl-C, SIGTERM, an error
+  outside them), :meth:`Recorder.interrupt_open_trials` leaves them RUNNING, marked
+  ``archtune:interrupted`` (the reasons, one per interruption): they are not failures and
+  do not count as trained. A driver that dies leaves them RUNNING unmarked. The next
+  run's recorder is given them (``adopt``) and hands them out before asking the controller
+  again, each with its own configuration and, from its last checkpoint (recorded in
+  ``archtune:checkpoint`` as each one is written), the epochs it has left: the same
+  Optuna trial goes on, so the controller's sequence is the one an uninterrupted run had.
+
 Threads: Ray Tune calls the public methods from its single driver loop. Every Optuna
 write goes, in order, to one background :class:`~studies.writer.OrderedWriter`, off Ray
 Tune's loop; ``ask`` runs its whole proposal on that writer (``OrderedWriter.call``)
@@ -53,9 +62,10 @@ end. The state of each open trial is one :class:`OpenTrial`, keyed by Ray's tria
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,7 +73,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.base import params_key
-from search.optuna_access import constraints_of, set_constraints, trial_id
+from search.optuna_access import constraints_of, live_trial, set_constraints, trial_id
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
 from studies.history import ConfigKey, Done, Stopped, TrialHistory
@@ -71,6 +81,7 @@ from studies.objectives import Objectives
 from studies.records import (
     ATTR_ARCH_ID,
     ATTR_ERROR,
+    ATTR_INTERRUPTED,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
     ATTR_RESUMED_FROM,
@@ -80,7 +91,7 @@ from studies.records import (
 )
 from studies.storage import Storage
 from studies.trial import ERROR_KEY, RESUME_KEY, RESUME_REPORT_KEY, TRACEBACK_KEY
-from studies.writer import OrderedWriter
+from studies.writer import OrderedWriter, WriterError
 from trainers.base import ATTR_CHECKPOINT
 
 TRACEBACK_LIMIT = 20_000
@@ -101,6 +112,7 @@ class OpenTrial:
         last_step: The last epoch recorded (Ray repeats the last result at the end).
         checkpoint: Directory of its last checkpoint.
         stats: The network's statistics computed before training (constraints, costs).
+        recorded: Epochs already recorded (an interrupted trial going on): not again.
     """
 
     trial: optuna.Trial
@@ -110,6 +122,7 @@ class OpenTrial:
     last_step: int | None = None
     checkpoint: str | None = None
     stats: dict[str, float] | None = None
+    recorded: set[int] = field(default_factory=set)
 
 
 class Recorder:
@@ -132,6 +145,8 @@ class Recorder:
         resume: Train repeats of stopped configurations on from their checkpoint (above).
         scheduled: The objective a scheduler judges epoch by epoch (its values are a
             trial's curve); default the first objective.
+        adopt: Interrupted trials of the study (RUNNING, their proposal complete) to
+            train again first (above).
     """
 
     def __init__(
@@ -149,6 +164,7 @@ class Recorder:
         reuse: bool = False,
         resume: bool = False,
         scheduled: str | None = None,
+        adopt: Sequence[optuna.trial.FrozenTrial] = (),
     ) -> None:
         self.study = study
         self.storage = storage
@@ -166,7 +182,11 @@ class Recorder:
         self.repeated = 0
         self.resumed = 0
         self.asked = 0
+        self.restarted = 0  # interrupted trials handed out again
+        self.interrupted = 0  # open trials this run left interrupted
         self.stopped: str | None = None  # why the search stopped early, if it did
+        self.stop_reason: str | None = None  # why the run is stopping (a signal), if it is
+        self._adopt = list(adopt)
         self._open: dict[str, OpenTrial] = {}  # by Ray's trial id
         self._history = TrialHistory(
             study, storage, trainer_id, multi=objectives.multi, scheduled=self._scheduled
@@ -195,6 +215,8 @@ class Recorder:
 
     def _propose(self, key: str) -> dict[str, Any] | None:
         """:meth:`ask`, on the writer thread (after every earlier write)."""
+        if self._adopt:
+            return self._adopted(key, self._adopt.pop(0))
         rejected = 0
         for _ in range(MAX_REJECTIONS):
             trial = self.study.ask()
@@ -245,6 +267,24 @@ class Recorder:
                 "reuse_finished=False to train repeats anyway (e.g. to average noise)."
             )
         return None
+
+    def _adopted(self, key: str, frozen: optuna.trial.FrozenTrial) -> dict[str, Any]:
+        """An interrupted trial, going on: its configuration (with the checkpoint to go on
+        from, when the driver can read it)."""
+        trial = live_trial(self.study, trial_id(frozen))
+        config = self.space.unflatten(suggest(trial, self.space))  # the values it has
+        state = OpenTrial(trial, config, params_key(trial.params))
+        state.stats = frozen.user_attrs.get(ATTR_STATS)
+        state.curve = self._history.curves([frozen])[frozen.number]
+        state.recorded = set(state.curve)
+        checkpoint = frozen.user_attrs.get(ATTR_CHECKPOINT)
+        self._open[key] = state
+        self.asked += 1
+        self.restarted += 1
+        if checkpoint is None or not os.path.isdir(checkpoint):
+            return config  # from scratch: no checkpoint, or one this driver cannot read
+        state.checkpoint = checkpoint
+        return {**config, RESUME_KEY: checkpoint}
 
     def _resumed(self, state: OpenTrial) -> dict[str, Any]:
         """The config for Ray: with the checkpoint of the stopped trial it repeats (resume)."""
@@ -336,6 +376,8 @@ class Recorder:
         if state.last_step == step:
             return  # Ray repeats the last result when the trial completes.
         state.last_step = step
+        if step in state.recorded:
+            return  # recorded before an interruption, trained again from scratch
         metrics = {k: v for k, v in result.items() if k in self._reported_keys(result)}
         value = result.get(self.scheduled)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -387,9 +429,12 @@ class Recorder:
             self._tell(key, values=values, state=TrialState.COMPLETE, final=result)
 
     def checkpoint(self, key: str, path: str) -> None:
-        """Trial ``key`` saved a checkpoint in directory ``path`` (the last one is kept)."""
-        if key in self._open:
-            self._open[key].checkpoint = path
+        """Trial ``key`` saved a checkpoint in directory ``path`` (the last one is kept,
+        and recorded at once: an interrupted trial goes on from it)."""
+        state = self._open.get(key)
+        if state is not None:
+            state.checkpoint = path
+            self._writer.submit(state.trial.set_user_attr, ATTR_CHECKPOINT, path)
 
     def fail(self, key: str, error: str, traceback: str | None = None) -> None:
         """Trial ``key`` failed: keep the reason, then tell FAIL."""
@@ -401,9 +446,36 @@ class Recorder:
         self._tell(key, state=TrialState.FAIL, attrs=attrs)
 
     def fail_open_trials(self, error: str) -> None:
-        """Tell FAIL for every trial still open, e.g. when the run is interrupted."""
+        """Tell FAIL for every trial still open."""
         for key in list(self._open):
             self.fail(key, error)
+
+    def interrupt_open_trials(self, reason: str | None = None) -> int:
+        """Leave every trial still open RUNNING, marked interrupted (``reason``, else
+        :attr:`stop_reason`), for the next run to train again; return how many there were.
+
+        Waits for pending writes first (a proposal may still be running on the writer).
+        """
+        with contextlib.suppress(WriterError):
+            self._writer.flush()
+        reason = reason or self.stop_reason or "The run stopped before this trial finished."
+        opened = list(self._open.items())
+        if not self._writer.failed:  # else they stay RUNNING unmarked, as after a crash
+            for _key, state in opened:
+                self._writer.submit(self._write_interrupted, state.trial, reason)
+        self._open.clear()
+        self.interrupted += len(opened)
+        return len(opened)
+
+    @staticmethod
+    def _write_interrupted(trial: optuna.Trial, reason: str) -> None:
+        earlier = trial.user_attrs.get(ATTR_INTERRUPTED) or []
+        trial.set_user_attr(ATTR_INTERRUPTED, [*earlier, reason])
+
+    @property
+    def write_error(self) -> BaseException | None:
+        """Why a database write failed (the run must stop), or None."""
+        return self._writer.error
 
     def flush(self) -> None:
         """Wait until every recorded event is in the database."""

@@ -20,7 +20,8 @@ from typing import Any
 
 import optuna
 
-from search.optuna_access import constraints_of, trial_id
+from search.optuna_access import constraints_of, study_id, trial_id
+from studies.lease import live_drivers
 from studies.objectives import Objectives
 from studies.storage import Storage
 
@@ -37,6 +38,7 @@ ATTR_REPEAT_OF = "archtune:repeat_of"  # number of the trial whose result a repe
 ATTR_TRAINER_ID = "archtune:trainer_id"  # which trainer produced a trial's result
 ATTR_RESUMED_FROM = "archtune:resumed_from"  # number of the stopped trial a trial went on from
 ATTR_STATS = "archtune:stats"  # the network's params, FLOPs, ... computed before training
+ATTR_INTERRUPTED = "archtune:interrupted"  # why a RUNNING trial's run stopped (a list)
 # ATTR_CHECKPOINT ("archtune:checkpoint") is defined in trainers.base, which reads it.
 
 
@@ -46,7 +48,9 @@ class TrialRecord:
 
     Attributes:
         number: Optuna's trial number (0, 1, ...) within the study.
-        state: ``"COMPLETE"``, ``"PRUNED"``, ``"FAIL"``, ``"RUNNING"`` or ``"WAITING"``.
+        state: ``"COMPLETE"``, ``"PRUNED"``, ``"FAIL"``, ``"RUNNING"``, ``"WAITING"``, or
+            ``"INTERRUPTED"``: RUNNING in Optuna, but no live driver runs the study (its
+            run was stopped or died; it goes on at the next run).
         params: Flat ``{path: value}`` of the sampled decisions.
         value: Final objective value; for a PRUNED trial the last intermediate value
             (as Optuna keeps it); None for failed or running trials.
@@ -230,18 +234,22 @@ def load_study_record(storage: Storage, name: str) -> StudyRecord:
     """
     names = optuna.get_all_study_names(storage.optuna)
     if name not in names:
-        raise KeyError(f"No study {name!r} in {storage.url}; studies there: {sorted(names)}.")
+        raise KeyError(f"No study {name!r} in {storage.shown}; studies there: {sorted(names)}.")
     study = optuna.load_study(study_name=name, storage=storage.optuna)
     trials = study.get_trials(deepcopy=False)
     metrics = storage.metrics([trial_id(t) for t in trials])
     space = study.user_attrs.get(ATTR_SPACE)
     objectives = _objectives(study)
+    records = [trial_record(t, metrics[trial_id(t)]) for t in trials]
+    if not live_drivers(storage, study_id(study)):  # nothing runs: RUNNING was interrupted
+        for r in records:
+            r.state = "INTERRUPTED" if r.state == "RUNNING" else r.state
     return StudyRecord(
         name=name,
         direction=objectives[0].direction,
         objective=objectives[0].name,
         space=json.loads(space) if isinstance(space, str) else space,
-        trials=[trial_record(t, metrics[trial_id(t)]) for t in trials],
+        trials=records,
         objectives=list(objectives.names),
         directions=list(objectives.directions),
     )

@@ -16,14 +16,19 @@ import hashlib
 import json
 import logging
 import os
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+
+import optuna
 
 from spaces import SearchSpace
 from studies.objectives import Objective, Objectives
 from studies.progress import TrialProgress
 from studies.recorder import Recorder
 from studies.settings import RunSettings
+from studies.storage import StorageError
+from studies.writer import WriterError
 from trainers import Trainer
 from trainers.distributed import num_workers, placement
 
@@ -84,6 +89,16 @@ def _scheduler(settings: RunSettings, trainer: Trainer) -> Any:
     return FIFOScheduler()
 
 
+def storage_failed(study: str, error: BaseException) -> StorageError:
+    """The one line a user sees when the database failed during a run."""
+    reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+    return StorageError(
+        f"The study database failed during the run of {study!r} ({reason}); the run "
+        "stopped. Finished trials are recorded; the trials that were running go on from "
+        f"their checkpoints with `archtune resume {study}` once the database works again."
+    )
+
+
 def _default_run_dir(study: Study) -> str:
     from sqlalchemy.engine import make_url
 
@@ -116,11 +131,17 @@ def run_on_ray(
     settings: RunSettings,
     scheduled: Objective,
     progress: bool,
+    adopt: Sequence[optuna.trial.FrozenTrial] = (),
 ) -> None:
     """Run ``settings.num_trials`` trials of ``study`` through a Ray Tune ``Tuner``;
-    its scheduler judges ``scheduled`` epoch by epoch."""
+    its scheduler judges ``scheduled`` epoch by epoch. The interrupted trials ``adopt``
+    go on first.
+
+    Raises:
+        studies.interrupt.RunInterrupted: when Ctrl-C or SIGTERM stopped the run.
+    """
     with _tune_environment():
-        _run(study, trainer, space, settings, scheduled, progress)
+        _run(study, trainer, space, settings, scheduled, progress, adopt)
 
 
 # Ray Tune reads these when a run starts. archtune records every result itself, so Ray's
@@ -133,6 +154,8 @@ _TUNE_ENV = {
     "TUNE_PRINT_ALL_TRIAL_ERRORS": "0",
     "TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S": "0",
     "TUNE_DISABLE_STRICT_METRIC_CHECKING": "1",
+    # Ctrl-C and SIGTERM are archtune's (studies.interrupt): open trials are kept.
+    "TUNE_DISABLE_SIGINT_HANDLER": "1",
 }
 
 
@@ -154,9 +177,11 @@ def _run(
     settings: RunSettings,
     scheduled: Objective,
     progress: bool,
+    adopt: Sequence[optuna.trial.FrozenTrial],
 ) -> None:
     from ray import tune
 
+    from studies.interrupt import RunInterrupted, SignalStop
     from studies.trial import make_trainable
     from studies.tune_adapter import RecorderCallback, RecorderSearcher
 
@@ -175,12 +200,19 @@ def _run(
         reuse=settings.reuse_finished,
         resume=settings.resume_stopped,
         scheduled=scheduled.name,
+        adopt=adopt,
     )
+
+    def on_signal(name: str) -> None:
+        recorder.stop_reason = f"The run was stopped by {name} before this trial finished."
+
+    stop = SignalStop(on_signal=on_signal)
     started = _start_ray(settings.address, settings.resources_per_trial)
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
+        stop.__enter__()
         trainer.prepare()
         resources = dict(settings.resources_per_trial)
         workers = num_workers(resources)
@@ -203,6 +235,7 @@ def _run(
                 name=f"{study.name}-{len(study.trials)}",
                 storage_path=os.path.abspath(settings.run_dir or _default_run_dir(study)),
                 verbose=0,
+                stop=stop,
                 callbacks=[RecorderCallback(recorder)],
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 # Restarts (from the last checkpoint) of trials whose worker died; errors
@@ -210,13 +243,32 @@ def _run(
                 failure_config=tune.FailureConfig(max_failures=settings.max_retries),
             ),
         )
+        if adopt:
+            bar.note(
+                f"Continuing {study.name!r}: {len(adopt)} interrupted trial(s) go on first, "
+                "from their last checkpoint where they have one."
+            )
         with bar:
-            tuner.fit()
-            recorder.flush()  # every trial counted before the bar stops
+            try:
+                tuner.fit()
+                recorder.flush()  # every trial counted before the bar stops
+            except Exception as e:  # Ray wraps what a searcher or callback raised
+                if recorder.write_error is None:
+                    raise
+                raise storage_failed(study.name, recorder.write_error) from e
+        if stop.signum is not None:
+            raise RunInterrupted(study.name, stop.signum, recorder.interrupted)
         bar.summary(recorder.rejected, recorder.stopped, recorder.repeated)
     finally:
-        recorder.fail_open_trials("The run stopped before this trial finished.")
-        recorder.close()
+        in_flight = sys.exc_info()[1]
+        stop.__exit__(None, None, None)
+        recorder.interrupt_open_trials()  # an error or a second signal: left to resume
+        try:
+            recorder.close()
+        except WriterError as e:
+            if in_flight is None:
+                raise storage_failed(study.name, recorder.write_error or e) from e
+            logging.getLogger(__name__).error("archtune: %s", e)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
         if started:

@@ -22,13 +22,16 @@ from typing import Any
 import optuna
 from optuna.trial import TrialState
 
-from search.optuna_access import trial_id
+from search.optuna_access import study_id, trial_id
 from search.spec import importable
 from spaces import SearchSpace
+from studies.lease import Lease, refuse_if_driven
 from studies.objectives import Objectives
 from studies.plan import Controller, check_study_args, plan_run, run_settings
 from studies.records import (
+    ATTR_ARCH_ID,
     ATTR_ERROR,
+    ATTR_INTERRUPTED,
     ATTR_OBJECTIVE,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
@@ -89,7 +92,7 @@ class Study:
         if name in optuna.get_all_study_names(db.optuna):
             if not load_if_exists:
                 raise ValueError(
-                    f"A study named {name!r} already exists in {storage}; pick another name, "
+                    f"A study named {name!r} already exists in {db.shown}; pick another name, "
                     "or use Study.load / load_if_exists=True to continue it."
                 )
             study = cls.load(name, storage)
@@ -115,7 +118,7 @@ class Study:
         db = open_storage(storage)
         names = optuna.get_all_study_names(db.optuna)
         if name not in names:
-            raise KeyError(f"No study {name!r} in {storage}; studies there: {sorted(names)}.")
+            raise KeyError(f"No study {name!r} in {db.shown}; studies there: {sorted(names)}.")
         inner = optuna.load_study(study_name=name, storage=db.optuna)
         if ATTR_SPACE not in inner.user_attrs:
             raise ValueError(f"Study {name!r} was not created by archtune (it has no space).")
@@ -226,12 +229,15 @@ class Study:
         return len(self._study.get_trials(deepcopy=False, states=FINISHED))
 
     def n_trained(self) -> int:
-        """How many finished trials were trained: not rejected, not answered from the record."""
+        """How many finished trials were trained: not rejected, not answered from the
+        record, not cut off by an interruption before they had a configuration."""
         untrained = (ATTR_REJECTED, ATTR_REPEAT_OF)
-        return sum(
-            not any(a in t.user_attrs for a in untrained)
-            for t in self._study.get_trials(deepcopy=False, states=FINISHED)
-        )
+
+        def trained(t: optuna.trial.FrozenTrial) -> bool:
+            cut_off = t.state == TrialState.FAIL and ATTR_INTERRUPTED in t.user_attrs
+            return not cut_off and not any(a in t.user_attrs for a in untrained)
+
+        return sum(map(trained, self._study.get_trials(deepcopy=False, states=FINISHED)))
 
     # Running -----------------------------------------------------------------------
     def run(
@@ -279,6 +285,10 @@ class Study:
 
         Raises:
             ValueError / TypeError: on a bad argument, before anything is written or run.
+            studies.lease.DriverAlive: if another live driver runs the study (one driver
+                per study; the message says which process).
+            studies.interrupt.RunInterrupted: when Ctrl-C or SIGTERM stopped the run; the
+                trials it left unfinished go on at the next run or resume.
         """
         from studies.runner import run_on_ray
 
@@ -297,12 +307,32 @@ class Study:
         settings = run_settings(settings, overrides)
         space = self.space
         plan = plan_run(space, self.objectives, trainer, controller, settings, len(self.trials))
-        self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
-        record = run_record(settings, plan.spec, self.n_trained())
-        self._study.set_user_attr(ATTR_RUN, json.dumps(record))
-        self._study.sampler = plan.sampler
-        scheduled = plan.scheduled or self.objectives[0]
-        run_on_ray(self, trainer, space, settings, scheduled, progress=progress)
+        lease = Lease.acquire(self.storage, study_id(self._study), self.name)
+        try:
+            interrupted = self._settle_running_trials()
+            self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
+            record = run_record(settings, plan.spec, self.n_trained())
+            self._study.set_user_attr(ATTR_RUN, json.dumps(record))
+            self._study.sampler = plan.sampler
+            scheduled = plan.scheduled or self.objectives[0]
+            run_on_ray(self, trainer, space, settings, scheduled, progress, interrupted)
+        finally:
+            lease.release()
+
+    def _settle_running_trials(self) -> list[optuna.trial.FrozenTrial]:
+        """The trials a driver left RUNNING (this process holds the study now, so their
+        driver is gone): those whose proposal was complete were interrupted and go on
+        first, in trial order; one cut off while it was being proposed is told FAIL."""
+        interrupted = []
+        for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            if ATTR_ARCH_ID in t.user_attrs:
+                interrupted.append(t)
+                continue
+            reason = "The driver stopped while this trial was being proposed."
+            self.storage.optuna.set_trial_user_attr(trial_id(t), ATTR_ERROR, reason)
+            self.storage.optuna.set_trial_user_attr(trial_id(t), ATTR_INTERRUPTED, [reason])
+            self.storage.optuna.set_trial_state_values(trial_id(t), TrialState.FAIL)
+        return interrupted
 
     def resume(
         self,
@@ -313,8 +343,9 @@ class Study:
     ) -> int:
         """Continue an interrupted run with the trainer and settings it was started with.
 
-        Trials left RUNNING by a driver that died are marked FAIL (their last reported
-        epochs stay recorded), then the run goes on until the trial count it asked for.
+        Trials the run left unfinished (Ctrl-C, SIGTERM, a driver that died) were
+        interrupted, not failed: they are trained again first, from their last checkpoint,
+        with their configuration; then new trials until the run's trial count is trained.
 
         Args:
             num_trials: Run this many more trials instead.
@@ -328,6 +359,7 @@ class Study:
 
         Raises:
             ValueError: if the study was never run, or its controller cannot be rebuilt.
+            studies.lease.DriverAlive: if a live driver runs the study.
         """
         if ATTR_RUN not in self._study.user_attrs:
             raise ValueError(f"Study {self.name!r} has never been run; use `archtune run`.")
@@ -340,17 +372,13 @@ class Study:
                 "import; resume from Python with Study.resume(controller=...), or register "
                 "the sampler with search.register_controller in an importable module."
             )
+        refuse_if_driven(self.storage, study_id(self._study), self.name, "resume it")
         trainer = trainer_from_json(json.loads(self._study.user_attrs[ATTR_TRAINER]))
         check = dataclasses.replace(settings, address=address)
         with warnings.catch_warnings():  # checked again, and said once, by run
             warnings.simplefilter("ignore", UserWarning)
             plan_run(self.space, self.objectives, trainer, controller or spec, check, 0)
-        stale = self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        for t in stale:  # only once everything is known to run
-            self.storage.optuna.set_trial_user_attr(
-                trial_id(t), ATTR_ERROR, "The driver stopped before this trial finished."
-            )
-            self.storage.optuna.set_trial_state_values(trial_id(t), TrialState.FAIL)
+        # Interrupted trials are not trained yet: they count in what remains, and go first.
         remaining = finished_before + settings.num_trials - self.n_trained()
         if num_trials is not None:
             remaining = num_trials
@@ -361,7 +389,7 @@ class Study:
         return remaining
 
     def __repr__(self) -> str:
-        return f"Study(name={self.name!r}, storage={self.storage.url!r})"
+        return f"Study(name={self.name!r}, storage={self.storage.shown!r})"
 
 
 def _describe(objectives: Objectives) -> str:

@@ -68,7 +68,8 @@ class RecorderSearcher(_DriverOnly, Searcher):
 
 
 class RecorderCallback(_DriverOnly, tune.Callback):
-    """Records trial failures with their traceback; fails what is open at the end."""
+    """Records trial failures with their traceback, each trial's checkpoints, and what is
+    still open at the end (as interrupted)."""
 
     def __init__(self, recorder: Recorder) -> None:
         self.recorder = recorder
@@ -87,7 +88,9 @@ class RecorderCallback(_DriverOnly, tune.Callback):
         self.recorder.checkpoint(trial.trial_id, checkpoint.path)
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
-        self.recorder.fail_open_trials("The run ended before this trial finished.")
+        # Trials Ray stopped unfinished (a signal, an error): not failures, they go on
+        # from their checkpoint at the next run.
+        self.recorder.interrupt_open_trials()
 
 
 def error_summary(text: str) -> str:

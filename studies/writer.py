@@ -6,6 +6,13 @@ spent writing there sits on some trial's critical path. The recorder hands its
 per-epoch and end-of-trial writes to this single thread instead, which applies them in
 the order they were submitted. It is still the driver that writes; workers never do.
 
+A write that fails because the database is busy (a lock held past SQLite's busy timeout,
+a PostgreSQL deadlock or serialization failure, a dropped connection) is tried again,
+up to :data:`RETRIES` times with a doubling pause, each retry logged; any other failure,
+or a busy database that stays busy, stops the writer: the next ``submit``, ``call``,
+``flush`` or ``close`` raises :class:`WriterError` and the run stops, with what was written
+before intact (every write is one transaction).
+
 Every Optuna write of a run goes through one writer: ``submit`` for those nobody waits
 for, ``call`` for those whose result is needed now (a proposal: it runs after every
 write submitted before it, so the controller sees every earlier result).
@@ -25,13 +32,48 @@ from __future__ import annotations
 import logging
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+import sqlalchemy as sa
+
 T = TypeVar("T")
 
 logger = logging.getLogger(__name__)
+
+RETRIES = 6  # tries after the first, for a busy database: 0.5 + 1 + ... + 10 s of pauses
+BACKOFF_S = 0.5
+MAX_PAUSE_S = 10.0
+_BUSY = (
+    "database is locked",
+    "database is busy",
+    "could not obtain lock",
+    "deadlock detected",
+    "could not serialize",
+    "server closed the connection",
+    "connection reset",
+)
+
+
+def transient(error: BaseException) -> bool:
+    """Whether ``error`` is a busy or dropped database, which may pass if tried again.
+
+    Example:
+        >>> import sqlite3
+        >>> transient(sa.exc.OperationalError("INSERT", {}, sqlite3.OperationalError(
+        ...     "database is locked")))
+        True
+        >>> transient(ValueError("bad value"))
+        False
+    """
+    if not isinstance(error, sa.exc.DBAPIError):
+        return False
+    if error.connection_invalidated:
+        return True
+    text = str(error.orig if error.orig is not None else error).lower()
+    return any(word in text for word in _BUSY)
 
 
 class WriterError(RuntimeError):
@@ -44,7 +86,10 @@ class OrderedWriter:
     Thread-safety: ``submit``, ``flush`` and ``close`` are for one producer thread.
     """
 
-    def __init__(self, name: str = "archtune-writer") -> None:
+    def __init__(
+        self, name: str = "archtune-writer", retries: int = RETRIES, backoff_s: float = BACKOFF_S
+    ) -> None:
+        self.retries, self.backoff_s = retries, backoff_s
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -70,6 +115,16 @@ class OrderedWriter:
         result = future.result()
         return result
 
+    @property
+    def failed(self) -> bool:
+        """Whether a write failed (later ones are not applied)."""
+        return self._error is not None
+
+    @property
+    def error(self) -> BaseException | None:
+        """The first write's failure, if one failed."""
+        return self._error
+
     def flush(self) -> None:
         """Wait until every submitted call has run."""
         self._queue.join()
@@ -94,14 +149,34 @@ class OrderedWriter:
                     return
                 fn, args, future = item
                 if future is not None:
-                    _run_into(future, fn, args, self._error)
+                    _run_into(future, self._attempt, (fn, args), self._error)
                 elif self._error is None:  # after a failure, later writes could be wrong
-                    fn(*args)
+                    self._attempt(fn, args)
             except BaseException as e:
                 logger.exception("archtune: a database write failed")
                 self._error = e
             finally:
                 self._queue.task_done()
+
+    def _attempt(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
+        """``fn(*args)``, tried again while the database is busy (see the module doc)."""
+        for attempt in range(self.retries + 1):
+            try:
+                return fn(*args)
+            except Exception as e:
+                if attempt == self.retries or not transient(e):
+                    raise
+                pause = min(MAX_PAUSE_S, self.backoff_s * 2**attempt)
+                reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+                logger.warning(
+                    "archtune: the study database is busy (%s); trying again in %.1f s (%d of %d)",
+                    reason,
+                    pause,
+                    attempt + 1,
+                    self.retries,
+                )
+                time.sleep(pause)
+        raise AssertionError("unreachable")  # pragma: no cover
 
 
 _Item = tuple[Callable[..., Any], tuple[Any, ...], "Future[Any] | None"]

@@ -58,3 +58,20 @@ def test_constraints_recorded_on_a_trial_reach_optuna_and_its_samplers(
     assert list(constraints_of(infeasible).values()) == [pytest.approx(0.4)]
     # Optuna's best trials are feasible first, although the infeasible one scores better.
     assert [t.number for t in study.best_trials] == [feasible.number]
+
+
+def test_a_live_trial_continues_a_running_one_from_another_handle(study: optuna.Study) -> None:
+    from search.optuna_access import live_trial
+
+    first = study.ask()
+    x = first.suggest_float("x", 0.0, 1.0)
+    first.report(0.1, 1)
+    again = live_trial(
+        optuna.load_study(study_name="pinned", storage=study_storage(study)), trial_id(first)
+    )
+    assert again.number == first.number
+    assert again.suggest_float("x", 0.0, 1.0) == x, "set parameters come back as they are"
+    again.report(0.2, 2)
+    study.tell(again, 0.3)
+    (done,) = [t for t in study.trials if t.number == first.number]
+    assert done.state.name == "COMPLETE" and done.intermediate_values == {1: 0.1, 2: 0.2}

@@ -187,7 +187,9 @@ def test_a_stopped_trial_proposed_again_goes_on_from_its_checkpoint(db_url: str,
     assert json.loads(study.optuna.user_attrs[ATTR_RUN])["resume_stopped"] is True
 
 
-def test_resume_fails_stale_trials_and_runs_the_rest(db_url: str, tmp_path) -> None:
+def test_resume_runs_the_rest_and_does_not_charge_a_cut_off_proposal(
+    db_url: str, tmp_path
+) -> None:
     study = Study.create(
         "resume", SearchSpace({"x": Float(0.0, 1.0)}), objective="score", storage=db_url
     )
@@ -198,17 +200,19 @@ def test_resume_fails_stale_trials_and_runs_the_rest(db_url: str, tmp_path) -> N
         run_dir=str(tmp_path / "runs"),
         progress=False,
     )
-    # Simulate a driver that died: the run asked for 5 trials, one was left RUNNING.
+    # Simulate a driver that died: the run asked for 5 trials, one was left RUNNING while
+    # it was being proposed (no configuration yet): it is failed, but not charged to the
+    # run, which trains 3 more (issue 15: interrupted is not failed).
 
     run = json.loads(study.optuna.user_attrs[ATTR_RUN])
     study.optuna.set_user_attr(ATTR_RUN, json.dumps({**run, "num_trials": 5}))
     study.optuna.ask()
     again = Study.load("resume", db_url)
-    assert again.resume(progress=False) == 2
+    assert again.resume(progress=False) == 3
     states = [t.state for t in optuna.load_study(study_name="resume", storage=db_url).trials]
-    assert states.count(TrialState.COMPLETE) == 4
+    assert states.count(TrialState.COMPLETE) == 5
     assert states[2] == TrialState.FAIL
-    assert len(states) == 5
+    assert len(states) == 6
 
 
 def test_repeated_proposals_are_answered_from_the_record_not_trained(

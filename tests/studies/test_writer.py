@@ -74,3 +74,49 @@ def test_call_after_a_failed_write_raises_the_failure() -> None:
     writer.submit(lambda: 1 / 0)
     with pytest.raises(WriterError, match="ZeroDivisionError"):
         writer.call(lambda: "never")
+
+
+def _locked_sqlite(tmp_path):
+    """A real SQLite file, an engine that waits 50 ms for a lock, and a second connection
+    holding the write lock (``BEGIN EXCLUSIVE``)."""
+    import sqlite3
+
+    import sqlalchemy as sa
+
+    path = tmp_path / "busy.db"
+    engine = sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 0.05})
+    with engine.begin() as c:
+        c.exec_driver_sql("CREATE TABLE t (x INTEGER)")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN EXCLUSIVE")
+    return engine, holder
+
+
+def _insert(engine, x: int) -> None:
+    with engine.begin() as c:
+        c.exec_driver_sql(f"INSERT INTO t VALUES ({x})")
+
+
+def test_a_lock_held_past_the_busy_timeout_is_waited_out(tmp_path, caplog) -> None:
+    import threading
+
+    engine, holder = _locked_sqlite(tmp_path)
+    threading.Timer(0.6, holder.execute, ["ROLLBACK"]).start()  # the other one lets go
+    writer = OrderedWriter(backoff_s=0.1)
+    with caplog.at_level("WARNING", logger="studies.writer"):
+        writer.submit(_insert, engine, 1)
+        writer.flush()
+    writer.close()
+    with engine.connect() as c:
+        assert c.exec_driver_sql("SELECT x FROM t").fetchall() == [(1,)]
+    assert "database is busy (database is locked); trying again" in caplog.text
+
+
+def test_a_lock_never_released_stops_the_writer_with_the_reason(tmp_path) -> None:
+    engine, holder = _locked_sqlite(tmp_path)
+    writer = OrderedWriter(retries=2, backoff_s=0.05)
+    writer.submit(_insert, engine, 1)
+    with pytest.raises(WriterError, match="database is locked"):
+        writer.flush()
+    assert writer.failed
+    holder.execute("ROLLBACK")

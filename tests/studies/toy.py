@@ -160,3 +160,60 @@ class CostTrainer(ToyTrainer):
     @staticmethod
     def _params(config: Mapping[str, Any]) -> float:
         return 1000.0 * config["width"] if config["kind"] == "wide" else 500.0
+
+
+class CheckpointingTrainer(ToyTrainer):
+    """ToyTrainer that checkpoints every epoch, goes on from a checkpoint, and logs each
+    start (``start x FROM``) and each epoch (``epoch x N``) to ``<log_dir>/log``, so a test
+    can tell how often a configuration was trained and from where."""
+
+    name = "test_checkpointing"
+
+    def __init__(self, log_dir: str, epochs: int = 4, seconds: float = 0.5) -> None:
+        super().__init__(epochs=epochs, seconds=seconds)
+        self.log_dir = log_dir
+
+    def run(self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession):
+        state = session.restore()
+        start = state["epoch"] if state else 0
+        x = float(config["x"])
+        self._log(f"start {x} {start}")
+        metrics: dict[str, float] = {}
+        for epoch in range(start + 1, self.max_epochs + 1):
+            time.sleep(self.seconds)
+            metrics = {"epoch": epoch, "score": x}
+            session.report(metrics, {"epoch": epoch})
+            self._log(f"epoch {x} {epoch}")
+        return metrics
+
+    def _log(self, line: str) -> None:
+        with open(os.path.join(self.log_dir, "log"), "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+    def spec(self) -> dict[str, Any]:
+        return {"log_dir": self.log_dir, "epochs": self.max_epochs, "seconds": self.seconds}
+
+
+class TableDroppingTrainer(ToyTrainer):
+    """ToyTrainer whose first trial drops ``archtune_metrics`` from the study's SQLite file
+    after its first epoch: the driver's next write fails, as on a broken database."""
+
+    name = "test_table_dropping"
+
+    def __init__(self, db_path: str) -> None:
+        super().__init__(epochs=3, seconds=0.3)
+        self.db_path = db_path
+
+    def run(self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession):
+        import sqlite3
+
+        for epoch in range(1, self.max_epochs + 1):
+            time.sleep(self.seconds)
+            session.report({"epoch": epoch, "score": float(config["x"])})
+            if epoch == 1:
+                with sqlite3.connect(self.db_path, timeout=30) as db:
+                    db.execute("DROP TABLE IF EXISTS archtune_metrics")
+        return {"epoch": self.max_epochs, "score": float(config["x"])}
+
+    def spec(self) -> dict[str, Any]:
+        return {"db_path": self.db_path}
