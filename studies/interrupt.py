@@ -68,10 +68,15 @@ class SignalStop(tune.Stopper):
 
     Args:
         on_signal: Called with the signal's name when the first one arrives.
+        also: Another reason to stop everything (checked at each step), e.g. a lease lost.
     """
 
-    def __init__(self, on_signal: Callable[[str], None] | None = None) -> None:
-        self.on_signal = on_signal
+    def __init__(
+        self,
+        on_signal: Callable[[str], None] | None = None,
+        also: Callable[[], bool] | None = None,
+    ) -> None:
+        self.on_signal, self.also = on_signal, also
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
@@ -79,7 +84,7 @@ class SignalStop(tune.Stopper):
         return False  # trials are stopped all at once, by stop_all
 
     def stop_all(self) -> bool:
-        return self.signum is not None
+        return self.signum is not None or (self.also is not None and self.also())
 
     def _handle(self, signum: int, frame: FrameType | None) -> None:
         self.signum = signum
@@ -109,4 +114,4 @@ class SignalStop(tune.Stopper):
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles its run configuration for its own restore; archtune resumes from
         # the study database, so the handlers stay behind.
-        return {"on_signal": None, "signum": None, "_previous": {}}
+        return {"on_signal": None, "also": None, "signum": None, "_previous": {}}

@@ -1,11 +1,18 @@
 """Which process runs a study, and whether it is alive: the driver's lease.
 
-A driver that runs a study holds one row of ``archtune_drivers`` (host, pid, since when)
-and renews its heartbeat every :data:`HEARTBEAT_S` seconds from a background thread, on
-its own connection; it deletes the row when it stops, however it stops short of being
-killed. A driver is **alive** while its heartbeat is younger than :data:`STALE_AFTER_S`
-and, when it runs on this host, its process exists (so a driver killed with SIGKILL is
-known dead at once on its own machine, and after :data:`STALE_AFTER_S` elsewhere).
+A driver that runs a study holds one row of ``archtune_drivers`` (host, pid, the
+process's start time, since when) and renews its heartbeat every :data:`HEARTBEAT_S`
+seconds from a background thread, on its own connection; it deletes the row when it
+stops, however it stops short of being killed. Whether a driver is **alive** is decided
+on its own host by its process (the same pid with the same start time), whatever its
+heartbeat (a heartbeat held up by a busy database does not make it dead), so a driver
+killed with SIGKILL is known dead at once there; from another host, by its heartbeat,
+younger than :data:`STALE_AFTER_S` (three times SQLite's busy timeout). Two machines with
+the same host name (containers) would mistake each other's drivers: give them distinct
+host names.
+
+If another process judged this driver dead and deleted its lease, the heartbeat finds
+its row gone: :attr:`Lease.lost` is set, and the run stops as on Ctrl-C.
 
 One live driver per study: a second ``archtune run`` or an ``archtune resume`` of a study
 whose driver is alive refuses, saying which process holds it (two drivers would train
@@ -34,12 +41,13 @@ import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
+import psutil
 import sqlalchemy as sa
 
 from studies.storage import DriverRow, Storage
 
 HEARTBEAT_S = 5.0  # how often a driver renews its lease
-STALE_AFTER_S = 30.0  # a lease not renewed for this long belongs to a dead driver
+STALE_AFTER_S = 90.0  # seen from another host, a lease not renewed this long is dead
 
 logger = logging.getLogger(__name__)
 
@@ -59,15 +67,16 @@ class Driver:
     id: int
     host: str
     pid: int
+    process_start: float
     started_at: datetime
     beat_at: datetime
 
     def alive(self, now: datetime | None = None) -> bool:
-        """Whether the driver still runs: a recent heartbeat and, on this host, its process."""
-        now = now or _now()
-        if now - self.beat_at > timedelta(seconds=STALE_AFTER_S):
-            return False
-        return self.host != socket.gethostname() or _process_exists(self.pid)
+        """Whether the driver still runs: on this host its process, elsewhere a recent
+        heartbeat (see the module doc)."""
+        if self.host == socket.gethostname():
+            return _process_start(self.pid) == self.process_start
+        return (now or _now()) - self.beat_at <= timedelta(seconds=STALE_AFTER_S)
 
     def describe(self) -> str:
         """``pid 12 on host h since 2026-12-06 21:00 UTC (last heartbeat 3 s ago)``."""
@@ -79,14 +88,14 @@ class Driver:
         )
 
 
-def _process_exists(pid: int) -> bool:
+def _process_start(pid: int) -> float | None:
+    """When process ``pid`` started (rounded to 10 ms), or None when there is none."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's process
-        return True
-    return True
+        return round(psutil.Process(pid).create_time(), 2)
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return None
+    except psutil.AccessDenied:  # another user's process: its start time is readable
+        return None
 
 
 def drivers(storage: Storage, study_id: int) -> list[Driver]:
@@ -95,7 +104,11 @@ def drivers(storage: Storage, study_id: int) -> list[Driver]:
         rows = s.scalars(
             sa.select(DriverRow).where(DriverRow.study_id == study_id).order_by(DriverRow.id)
         )
-        return [Driver(r.id, r.host, r.pid, r.started_at, r.beat_at) for r in rows]
+        return [_driver(r) for r in rows]
+
+
+def _driver(row: DriverRow) -> Driver:
+    return Driver(row.id, row.host, row.pid, row.process_start, row.started_at, row.beat_at)
 
 
 def live_drivers(storage: Storage, study_id: int) -> list[Driver]:
@@ -127,6 +140,7 @@ class Lease:
 
     def __init__(self, storage: Storage, row_id: int) -> None:
         self.storage, self.id = storage, row_id
+        self.lost = threading.Event()  # another process deleted this lease
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._beat, name="archtune-lease", daemon=True)
         self._thread.start()
@@ -142,13 +156,17 @@ class Lease:
         refuse_if_driven(storage, study_id, study_name, "run it")
         now = _now()
         with storage.session() as s:
-            stale = [d.id for d in drivers(storage, study_id)]  # none is alive
+            # Only the leases read here and found dead: one another driver adds meanwhile
+            # stays, and the check below settles which of the two keeps the study.
+            rows = s.scalars(sa.select(DriverRow).where(DriverRow.study_id == study_id))
+            stale = [r.id for r in rows if not _driver(r).alive(now)]
             if stale:
                 s.execute(sa.delete(DriverRow).where(DriverRow.id.in_(stale)))
             row = DriverRow(
                 study_id=study_id,
                 host=socket.gethostname(),
                 pid=os.getpid(),
+                process_start=_process_start(os.getpid()) or 0.0,
                 started_at=now,
                 beat_at=now,
             )
@@ -176,8 +194,13 @@ class Lease:
         while not self._stop.wait(HEARTBEAT_S):
             try:
                 with self.storage.session() as s:
-                    s.execute(
+                    renewed = s.execute(
                         sa.update(DriverRow).where(DriverRow.id == self.id).values(beat_at=_now())
-                    )
+                    ).rowcount
             except sa.exc.SQLAlchemyError as e:  # a busy database: try again next beat
                 logger.warning("archtune: driver heartbeat failed, retrying: %s", e)
+                continue
+            if not renewed:
+                logger.error("archtune: another process took over this study; stopping")
+                self.lost.set()
+                return

@@ -82,6 +82,7 @@ from studies.records import (
     ATTR_ARCH_ID,
     ATTR_ERROR,
     ATTR_INTERRUPTED,
+    ATTR_PROPOSED,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
     ATTR_RESUMED_FROM,
@@ -242,6 +243,7 @@ class Recorder:
             if not reasons:
                 if self.trainer_id is not None:
                     trial.set_user_attr(ATTR_TRAINER_ID, self.trainer_id)
+                trial.set_user_attr(ATTR_PROPOSED, True)  # last: the proposal is whole
                 state = OpenTrial(trial, config, config_key, stats=stats)
                 self._open[key] = state
                 self.asked += 1
@@ -281,10 +283,24 @@ class Recorder:
         self._open[key] = state
         self.asked += 1
         self.restarted += 1
-        if checkpoint is None or not os.path.isdir(checkpoint):
+        if checkpoint is None or not os.path.isdir(checkpoint) or not state.curve:
             return config  # from scratch: no checkpoint, or one this driver cannot read
         state.checkpoint = checkpoint
-        return {**config, RESUME_KEY: checkpoint}
+        # It first reports its last epoch again (a trial checkpointed at its last epoch
+        # then ends at once, with that result), so a scheduler judges it there.
+        last = max(state.curve)
+        state.last_step = last
+        again = self._last_report(frozen, last, state.curve[last])
+        return {**config, RESUME_KEY: checkpoint, RESUME_REPORT_KEY: again}
+
+    def _last_report(
+        self, frozen: optuna.trial.FrozenTrial, step: int, value: float
+    ) -> dict[str, float]:
+        """The metrics ``frozen`` recorded at epoch ``step`` (every objective, costs too),
+        or the scheduled objective alone when its rows are another trial's."""
+        rows = self.storage.metrics([trial_id(frozen)])[trial_id(frozen)]
+        report = {name: v for name, series in rows.items() for at, v in series if at == step}
+        return {**report, "epoch": step, self.scheduled: value}
 
     def _resumed(self, state: OpenTrial) -> dict[str, Any]:
         """The config for Ray: with the checkpoint of the stopped trial it repeats (resume)."""
@@ -293,6 +309,8 @@ class Recorder:
             return state.config  # e.g. a checkpoint this driver cannot see: from scratch
         self.resumed += 1
         state.trial.set_user_attr(ATTR_RESUMED_FROM, stopped.number)
+        # Known now, so an interruption before its own first checkpoint goes on from it.
+        state.trial.set_user_attr(ATTR_CHECKPOINT, stopped.checkpoint)
         if not self.objectives.multi:  # Optuna keeps no curves for several objectives
             for step, value in sorted(stopped.curve.items()):
                 state.trial.report(value, step)
@@ -384,14 +402,10 @@ class Recorder:
             value = None
         elif self.resume:
             state.curve[step] = float(value)
-        self._writer.submit(self._write_epoch, state.trial, step, metrics, value)
-
-    def _write_epoch(
-        self, trial: optuna.Trial, step: int, metrics: dict[str, Any], value: float | None
-    ) -> None:
-        self.storage.add_metrics(trial_id(trial), step, metrics)
+        # Two writes of one transaction each, so a busy database can retry either alone.
+        self._writer.submit(self.storage.add_metrics, trial_id(state.trial), step, metrics)
         if value is not None and not self.objectives.multi:  # Optuna: one objective only
-            trial.report(float(value), step)
+            self._writer.submit(state.trial.report, float(value), step)
 
     def complete(self, key: str, result: Mapping[str, Any] | None) -> None:
         """Trial ``key`` ended without an error, with ``result`` its last report.
@@ -470,7 +484,8 @@ class Recorder:
     @staticmethod
     def _write_interrupted(trial: optuna.Trial, reason: str) -> None:
         earlier = trial.user_attrs.get(ATTR_INTERRUPTED) or []
-        trial.set_user_attr(ATTR_INTERRUPTED, [*earlier, reason])
+        if earlier[-1:] != [reason]:  # written once, even when tried again
+            trial.set_user_attr(ATTR_INTERRUPTED, [*earlier, reason])
 
     @property
     def write_error(self) -> BaseException | None:

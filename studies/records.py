@@ -39,6 +39,8 @@ ATTR_TRAINER_ID = "archtune:trainer_id"  # which trainer produced a trial's resu
 ATTR_RESUMED_FROM = "archtune:resumed_from"  # number of the stopped trial a trial went on from
 ATTR_STATS = "archtune:stats"  # the network's params, FLOPs, ... computed before training
 ATTR_INTERRUPTED = "archtune:interrupted"  # why a RUNNING trial's run stopped (a list)
+ATTR_PROPOSED = "archtune:proposed"  # written last: the proposal is whole (it may go on)
+ATTR_CUT_OFF = "archtune:cut_off"  # FAIL: interrupted and could not go on (not charged)
 # ATTR_CHECKPOINT ("archtune:checkpoint") is defined in trainers.base, which reads it.
 
 

@@ -16,7 +16,6 @@ import hashlib
 import json
 import logging
 import os
-import sys
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,11 +27,12 @@ from studies.progress import TrialProgress
 from studies.recorder import Recorder
 from studies.settings import RunSettings
 from studies.storage import StorageError
-from studies.writer import WriterError
+from studies.writer import WriterError, database_error
 from trainers import Trainer
 from trainers.distributed import num_workers, placement
 
 if TYPE_CHECKING:
+    from studies.lease import Lease
     from studies.study import Study
 
 _QUIET_LOGGERS = ("ray", "ray.tune", "ray.train", "ray.air")
@@ -80,8 +80,9 @@ def _scheduler(settings: RunSettings, trainer: Trainer) -> Any:
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, MedianStoppingRule
 
     options = settings.scheduler_config()
-    # A trial that goes on from a stopped one's checkpoint starts at its epoch, not at 1.
-    time_attr = "epoch" if settings.resume_stopped else "training_iteration"
+    # A trial that goes on from a checkpoint (a stopped or interrupted one) starts at its
+    # epoch, not at 1: count epochs by the trainer's own, when it reports them.
+    time_attr = "epoch" if "epoch" in trainer.metrics else "training_iteration"
     if settings.scheduler == "asha":
         return ASHAScheduler(time_attr=time_attr, max_t=trainer.max_epochs, **options)
     if settings.scheduler == "median":
@@ -132,16 +133,18 @@ def run_on_ray(
     scheduled: Objective,
     progress: bool,
     adopt: Sequence[optuna.trial.FrozenTrial] = (),
+    lease: Lease | None = None,
 ) -> None:
     """Run ``settings.num_trials`` trials of ``study`` through a Ray Tune ``Tuner``;
     its scheduler judges ``scheduled`` epoch by epoch. The interrupted trials ``adopt``
-    go on first.
+    go on first. The run stops, as on Ctrl-C, if ``lease`` is lost.
 
     Raises:
         studies.interrupt.RunInterrupted: when Ctrl-C or SIGTERM stopped the run.
+        studies.storage.StorageError: when the database failed, or the lease was lost.
     """
     with _tune_environment():
-        _run(study, trainer, space, settings, scheduled, progress, adopt)
+        _run(study, trainer, space, settings, scheduled, progress, adopt, lease)
 
 
 # Ray Tune reads these when a run starts. archtune records every result itself, so Ray's
@@ -159,15 +162,21 @@ _TUNE_ENV = {
 }
 
 
+_FORCED = ("TUNE_DISABLE_SIGINT_HANDLER",)  # archtune's own handling depends on it
+
+
 @contextlib.contextmanager
 def _tune_environment() -> Iterator[None]:
-    added = [k for k in _TUNE_ENV if k not in os.environ]
-    os.environ.update({k: _TUNE_ENV[k] for k in added})
+    before = {k: os.environ.get(k) for k in _TUNE_ENV}
+    os.environ.update({k: v for k, v in _TUNE_ENV.items() if k in _FORCED or before[k] is None})
     try:
         yield
     finally:
-        for k in added:
-            os.environ.pop(k, None)
+        for k, v in before.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _run(
@@ -178,12 +187,11 @@ def _run(
     scheduled: Objective,
     progress: bool,
     adopt: Sequence[optuna.trial.FrozenTrial],
+    lease: Lease | None,
 ) -> None:
-    from ray import tune
+    import ray
 
     from studies.interrupt import RunInterrupted, SignalStop
-    from studies.trial import make_trainable
-    from studies.tune_adapter import RecorderCallback, RecorderSearcher
 
     objectives: Objectives = study.objectives
     bar = TrialProgress(study.name, settings.num_trials, objectives, enabled=progress)
@@ -206,72 +214,105 @@ def _run(
     def on_signal(name: str) -> None:
         recorder.stop_reason = f"The run was stopped by {name} before this trial finished."
 
-    stop = SignalStop(on_signal=on_signal)
-    started = _start_ray(settings.address, settings.resources_per_trial)
+    lost = lease.lost.is_set if lease is not None else None
+    stop = SignalStop(on_signal=on_signal, also=lost)
+    ours = not ray.is_initialized()  # a Ray this run starts is this run's to stop
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        stop.__enter__()
+        _start_ray(settings.address, settings.resources_per_trial)
         trainer.prepare()
-        resources = dict(settings.resources_per_trial)
-        workers = num_workers(resources)
-        threads = max(1, int(resources.get("cpu", 1) // workers))
-        trainable = tune.with_resources(
-            make_trainable(trainer, space, threads, workers), placement(resources)
-        )
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=RecorderSearcher(recorder, scheduled.name, scheduled.mode),
-                scheduler=_scheduler(settings, trainer),
-                metric=scheduled.name,
-                mode=scheduled.mode,
-                num_samples=settings.num_trials,
-                max_concurrent_trials=settings.max_concurrent,
-                reuse_actors=True,
-            ),
-            run_config=tune.RunConfig(
-                name=f"{study.name}-{len(study.trials)}",
-                storage_path=os.path.abspath(settings.run_dir or _default_run_dir(study)),
-                verbose=0,
-                stop=stop,
-                callbacks=[RecorderCallback(recorder)],
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-                # Restarts (from the last checkpoint) of trials whose worker died; errors
-                # raised by a trial's own code end it FAIL at once (studies.trial).
-                failure_config=tune.FailureConfig(max_failures=settings.max_retries),
-            ),
-        )
+        tuner = _tuner(study, trainer, space, settings, scheduled, recorder, stop)
         if adopt:
             bar.note(
                 f"Continuing {study.name!r}: {len(adopt)} interrupted trial(s) go on first, "
                 "from their last checkpoint where they have one."
             )
-        with bar:
+        with bar, stop:  # Ctrl-C and SIGTERM are taken from here on
             try:
                 tuner.fit()
                 recorder.flush()  # every trial counted before the bar stops
             except Exception as e:  # Ray wraps what a searcher or callback raised
-                if recorder.write_error is None:
+                cause = recorder.write_error or database_error(e)
+                if cause is None:
                     raise
-                raise storage_failed(study.name, recorder.write_error) from e
+                raise storage_failed(study.name, cause) from e
         if stop.signum is not None:
             raise RunInterrupted(study.name, stop.signum, recorder.interrupted)
+        if lease is not None and lease.lost.is_set():
+            raise StorageError(
+                f"Another process took over study {study.name!r} (it found this driver's "
+                "lease gone stale); this run stopped, its running trials left interrupted."
+            )
         bar.summary(recorder.rejected, recorder.stopped, recorder.repeated)
+    except BaseException:
+        _close(recorder, study.name, raising=True)
+        raise
+    else:
+        _close(recorder, study.name, raising=False)
     finally:
-        in_flight = sys.exc_info()[1]
-        stop.__exit__(None, None, None)
-        recorder.interrupt_open_trials()  # an error or a second signal: left to resume
-        try:
-            recorder.close()
-        except WriterError as e:
-            if in_flight is None:
-                raise storage_failed(study.name, recorder.write_error or e) from e
-            logging.getLogger(__name__).error("archtune: %s", e)
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
-        if started:
-            import ray
-
+        if ours and ray.is_initialized():  # also one cut off while it started
             ray.shutdown()
+
+
+def _close(recorder: Recorder, study: str, raising: bool) -> None:
+    """Leave what is still open interrupted and write what is pending; a failed write
+    is raised as one :class:`StorageError`, unless another error is on its way."""
+    recorder.interrupt_open_trials()  # an error or a second signal: left to go on
+    try:
+        recorder.close()
+    except WriterError as e:
+        if not raising:
+            raise storage_failed(study, recorder.write_error or e) from e
+        logging.getLogger(__name__).error("archtune: %s", e)
+
+
+def _tuner(
+    study: Study,
+    trainer: Trainer,
+    space: SearchSpace,
+    settings: RunSettings,
+    scheduled: Objective,
+    recorder: Recorder,
+    stop: Any,
+) -> Any:
+    """Ray Tune's ``Tuner`` for the run: the recorder as searcher and callback."""
+    from ray import tune
+
+    from studies.trial import make_trainable
+    from studies.tune_adapter import RecorderCallback, RecorderSearcher
+
+    resources = dict(settings.resources_per_trial)
+    workers = num_workers(resources)
+    threads = max(1, int(resources.get("cpu", 1) // workers))
+    trainable = tune.with_resources(
+        make_trainable(trainer, space, threads, workers), placement(resources)
+    )
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=RecorderSearcher(recorder, scheduled.name, scheduled.mode),
+            scheduler=_scheduler(settings, trainer),
+            metric=scheduled.name,
+            mode=scheduled.mode,
+            num_samples=settings.num_trials,
+            max_concurrent_trials=settings.max_concurrent,
+            reuse_actors=True,
+        ),
+        run_config=tune.RunConfig(
+            name=f"{study.name}-{len(study.trials)}",
+            storage_path=os.path.abspath(settings.run_dir or _default_run_dir(study)),
+            verbose=0,
+            stop=stop,
+            callbacks=[RecorderCallback(recorder)],
+            # Two kept: the newest may be recorded a moment after Ray wrote it, and an
+            # interrupted trial goes on from the one recorded.
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            # Restarts (from the last checkpoint) of trials whose worker died; errors
+            # raised by a trial's own code end it FAIL at once (studies.trial).
+            failure_config=tune.FailureConfig(max_failures=settings.max_retries),
+        ),
+    )

@@ -103,6 +103,28 @@ def _reason(error: BaseException, password: str | None) -> str:
     return reason
 
 
+@contextmanager
+def writing(storage: Storage, what: str) -> Iterator[None]:
+    """Turn a database error raised inside into one :class:`StorageError` line that says
+    what could not be done and why (a read-only or full database, a lost server).
+
+    Example:
+        >>> import os, tempfile
+        >>> storage = open_storage("sqlite:///" + os.path.join(tempfile.mkdtemp(), "w.db"))
+        >>> with writing(storage, "record the run"):
+        ...     pass
+    """
+    try:
+        yield
+    except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
+        cause = e if isinstance(e, sa.exc.SQLAlchemyError) else e.__cause__ or e
+        reason = _reason(cause, make_url(storage.url).password)
+        raise StorageError(
+            f"Cannot {what} in {storage.shown}: {reason}. Check that the database is "
+            "writable (not read-only, not full) and reachable."
+        ) from e
+
+
 class _Base(orm.DeclarativeBase):
     pass
 
@@ -157,6 +179,7 @@ class DriverRow(_Base):
     study_id: orm.Mapped[int] = orm.mapped_column(sa.Integer, index=True)
     host: orm.Mapped[str] = orm.mapped_column(sa.String(255))
     pid: orm.Mapped[int] = orm.mapped_column(sa.Integer)
+    process_start: orm.Mapped[float] = orm.mapped_column(sa.Float)  # seconds since the epoch
     started_at: orm.Mapped[datetime] = orm.mapped_column(sa.DateTime)  # UTC, naive
     beat_at: orm.Mapped[datetime] = orm.mapped_column(sa.DateTime)  # UTC, naive
 

@@ -29,20 +29,21 @@ from studies.lease import Lease, refuse_if_driven
 from studies.objectives import Objectives
 from studies.plan import Controller, check_study_args, plan_run, run_settings
 from studies.records import (
-    ATTR_ARCH_ID,
+    ATTR_CUT_OFF,
     ATTR_ERROR,
-    ATTR_INTERRUPTED,
     ATTR_OBJECTIVE,
+    ATTR_PROPOSED,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
     ATTR_RUN,
     ATTR_SPACE,
     ATTR_TRAINER,
+    ATTR_TRAINER_ID,
     StudyRecord,
     load_study_record,
 )
 from studies.settings import RunSettings, load_run_record, run_record
-from studies.storage import DEFAULT_STORAGE, Storage, open_storage
+from studies.storage import DEFAULT_STORAGE, Storage, open_storage, writing
 from trainers import Trainer, trainer_from_json
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -234,8 +235,7 @@ class Study:
         untrained = (ATTR_REJECTED, ATTR_REPEAT_OF)
 
         def trained(t: optuna.trial.FrozenTrial) -> bool:
-            cut_off = t.state == TrialState.FAIL and ATTR_INTERRUPTED in t.user_attrs
-            return not cut_off and not any(a in t.user_attrs for a in untrained)
+            return not any(a in t.user_attrs for a in (*untrained, ATTR_CUT_OFF))
 
         return sum(map(trained, self._study.get_trials(deepcopy=False, states=FINISHED)))
 
@@ -307,30 +307,43 @@ class Study:
         settings = run_settings(settings, overrides)
         space = self.space
         plan = plan_run(space, self.objectives, trainer, controller, settings, len(self.trials))
-        lease = Lease.acquire(self.storage, study_id(self._study), self.name)
+        with writing(self.storage, f"start a run of study {self.name!r}"):
+            lease = Lease.acquire(self.storage, study_id(self._study), self.name)
         try:
-            interrupted = self._settle_running_trials()
-            self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
-            record = run_record(settings, plan.spec, self.n_trained())
-            self._study.set_user_attr(ATTR_RUN, json.dumps(record))
+            with writing(self.storage, f"record the run of study {self.name!r}"):
+                interrupted = self._settle_running_trials(trainer)
+                self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
+                record = run_record(settings, plan.spec, self.n_trained())
+                self._study.set_user_attr(ATTR_RUN, json.dumps(record))
             self._study.sampler = plan.sampler
             scheduled = plan.scheduled or self.objectives[0]
-            run_on_ray(self, trainer, space, settings, scheduled, progress, interrupted)
+            run_on_ray(self, trainer, space, settings, scheduled, progress, interrupted, lease)
         finally:
             lease.release()
 
-    def _settle_running_trials(self) -> list[optuna.trial.FrozenTrial]:
+    def _settle_running_trials(self, trainer: Trainer) -> list[optuna.trial.FrozenTrial]:
         """The trials a driver left RUNNING (this process holds the study now, so their
-        driver is gone): those whose proposal was complete were interrupted and go on
-        first, in trial order; one cut off while it was being proposed is told FAIL."""
+        driver is gone). Those whose proposal was whole and that this trainer trains were
+        interrupted: they go on first, in trial order. Any other (cut off while it was
+        proposed, or another trainer's) is told FAIL, marked ``archtune:cut_off`` and not
+        charged to the budget."""
+        from studies.runner import trainer_id as identity
+
+        mine = identity(trainer)
         interrupted = []
         for t in self._study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            if ATTR_ARCH_ID in t.user_attrs:
+            attrs = t.user_attrs
+            if attrs.get(ATTR_PROPOSED) and attrs.get(ATTR_TRAINER_ID) == mine:
                 interrupted.append(t)
                 continue
-            reason = "The driver stopped while this trial was being proposed."
+            reason = (
+                "The driver stopped while this trial was being proposed."
+                if not attrs.get(ATTR_PROPOSED)
+                else "Interrupted, and this run trains with another trainer, which cannot "
+                "go on from its checkpoint."
+            )
             self.storage.optuna.set_trial_user_attr(trial_id(t), ATTR_ERROR, reason)
-            self.storage.optuna.set_trial_user_attr(trial_id(t), ATTR_INTERRUPTED, [reason])
+            self.storage.optuna.set_trial_user_attr(trial_id(t), ATTR_CUT_OFF, True)
             self.storage.optuna.set_trial_state_values(trial_id(t), TrialState.FAIL)
         return interrupted
 

@@ -6,12 +6,14 @@ spent writing there sits on some trial's critical path. The recorder hands its
 per-epoch and end-of-trial writes to this single thread instead, which applies them in
 the order they were submitted. It is still the driver that writes; workers never do.
 
-A write that fails because the database is busy (a lock held past SQLite's busy timeout,
-a PostgreSQL deadlock or serialization failure, a dropped connection) is tried again,
-up to :data:`RETRIES` times with a doubling pause, each retry logged; any other failure,
-or a busy database that stays busy, stops the writer: the next ``submit``, ``call``,
-``flush`` or ``close`` raises :class:`WriterError` and the run stops, with what was written
-before intact (every write is one transaction).
+A submitted write that fails because the database is busy (a lock held past SQLite's
+busy timeout, a PostgreSQL deadlock or serialization failure: errors after which the
+transaction was rolled back) is tried again, up to :data:`RETRIES` times with a doubling
+pause, each retry logged; submitted calls must therefore be safe to run again (one
+transaction each, or idempotent ones in a row). Any other failure, or a database that
+stays busy, stops the writer: the next ``submit``, ``call``, ``flush`` or ``close`` raises
+:class:`WriterError` and the run stops, with what was written before intact. A ``call``
+(a proposal: several writes that are not safe to repeat) is not tried again.
 
 Every Optuna write of a run goes through one writer: ``submit`` for those nobody waits
 for, ``call`` for those whose result is needed now (a proposal: it runs after every
@@ -46,14 +48,12 @@ logger = logging.getLogger(__name__)
 RETRIES = 6  # tries after the first, for a busy database: 0.5 + 1 + ... + 10 s of pauses
 BACKOFF_S = 0.5
 MAX_PAUSE_S = 10.0
-_BUSY = (
+_BUSY = (  # errors after which the failed transaction was rolled back
     "database is locked",
     "database is busy",
     "could not obtain lock",
     "deadlock detected",
     "could not serialize",
-    "server closed the connection",
-    "connection reset",
 )
 
 
@@ -68,12 +68,22 @@ def transient(error: BaseException) -> bool:
         >>> transient(ValueError("bad value"))
         False
     """
-    if not isinstance(error, sa.exc.DBAPIError):
+    database = database_error(error)
+    if database is None:
         return False
-    if error.connection_invalidated:
-        return True
-    text = str(error.orig if error.orig is not None else error).lower()
+    text = str(getattr(database, "orig", None) or database).lower()
     return any(word in text for word in _BUSY)
+
+
+def database_error(error: BaseException | None) -> BaseException | None:
+    """The SQLAlchemy error behind ``error`` (Optuna wraps it in its
+    ``StorageInternalError``; Ray in its ``TuneError``), or None when there is none."""
+    seen = 0
+    while error is not None and seen < 16:
+        if isinstance(error, sa.exc.SQLAlchemyError):
+            return error
+        error, seen = error.__cause__ or error.__context__, seen + 1
+    return None
 
 
 class WriterError(RuntimeError):
@@ -90,6 +100,7 @@ class OrderedWriter:
         self, name: str = "archtune-writer", retries: int = RETRIES, backoff_s: float = BACKOFF_S
     ) -> None:
         self.retries, self.backoff_s = retries, backoff_s
+        self.retried = 0  # writes tried again because the database was busy
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
@@ -149,11 +160,11 @@ class OrderedWriter:
                     return
                 fn, args, future = item
                 if future is not None:
-                    _run_into(future, self._attempt, (fn, args), self._error)
+                    _run_into(future, fn, args, self._error)
                 elif self._error is None:  # after a failure, later writes could be wrong
                     self._attempt(fn, args)
-            except BaseException as e:
-                logger.exception("archtune: a database write failed")
+            except BaseException as e:  # the caller sees it as WriterError; one line here
+                logger.error("archtune: a database write failed: %s", _first_line(e))
                 self._error = e
             finally:
                 self._queue.task_done()
@@ -167,7 +178,8 @@ class OrderedWriter:
                 if attempt == self.retries or not transient(e):
                     raise
                 pause = min(MAX_PAUSE_S, self.backoff_s * 2**attempt)
-                reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
+                reason = _first_line(e)
+                self.retried += 1
                 logger.warning(
                     "archtune: the study database is busy (%s); trying again in %.1f s (%d of %d)",
                     reason,
@@ -177,6 +189,12 @@ class OrderedWriter:
                 )
                 time.sleep(pause)
         raise AssertionError("unreachable")  # pragma: no cover
+
+
+def _first_line(error: BaseException) -> str:
+    database = database_error(error) or error
+    text = str(getattr(database, "orig", None) or database).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 _Item = tuple[Callable[..., Any], tuple[Any, ...], "Future[Any] | None"]

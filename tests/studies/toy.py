@@ -165,13 +165,16 @@ class CostTrainer(ToyTrainer):
 class CheckpointingTrainer(ToyTrainer):
     """ToyTrainer that checkpoints every epoch, goes on from a checkpoint, and logs each
     start (``start x FROM``) and each epoch (``epoch x N``) to ``<log_dir>/log``, so a test
-    can tell how often a configuration was trained and from where."""
+    can tell how often a configuration was trained and from where. While the file
+    ``<log_dir>/hold`` exists, no trial trains past its first epoch (a test then knows
+    trials are running, with a checkpoint, when it stops the driver)."""
 
     name = "test_checkpointing"
 
     def __init__(self, log_dir: str, epochs: int = 4, seconds: float = 0.5) -> None:
         super().__init__(epochs=epochs, seconds=seconds)
         self.log_dir = log_dir
+        self.hold = os.path.join(log_dir, "hold")
 
     def run(self, config: Mapping[str, Any], space: SearchSpace, session: TrialSession):
         state = session.restore()
@@ -180,6 +183,8 @@ class CheckpointingTrainer(ToyTrainer):
         self._log(f"start {x} {start}")
         metrics: dict[str, float] = {}
         for epoch in range(start + 1, self.max_epochs + 1):
+            while epoch > 1 and os.path.exists(self.hold):
+                time.sleep(0.05)
             time.sleep(self.seconds)
             metrics = {"epoch": epoch, "score": x}
             session.report(metrics, {"epoch": epoch})

@@ -30,6 +30,9 @@ def upgrade() -> None:
         sa.Column("study_id", sa.Integer(), nullable=False),
         sa.Column("host", sa.String(length=255), nullable=False),
         sa.Column("pid", sa.Integer(), nullable=False),
+        # The process's start time (seconds since the epoch): a pid the system reused
+        # for another process is not the driver.
+        sa.Column("process_start", sa.Float(), nullable=False),
         sa.Column("started_at", sa.DateTime(), nullable=False),
         sa.Column("beat_at", sa.DateTime(), nullable=False),
     )
