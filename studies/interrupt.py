@@ -38,8 +38,11 @@ class RunInterrupted(KeyboardInterrupt):
         interrupted: How many trials were running (they go on at the next run).
     """
 
-    def __init__(self, study: str, signum: int, interrupted: int) -> None:
+    def __init__(
+        self, study: str, signum: int, interrupted: int, storage: str | None = None
+    ) -> None:
         self.study, self.signum, self.interrupted = study, signum, interrupted
+        self.storage = storage  # shown (no password), when not the default database
         super().__init__(self.message())
 
     @property
@@ -56,9 +59,10 @@ class RunInterrupted(KeyboardInterrupt):
             if self.interrupted
             else "no trial was running"
         )
+        where = f" --storage {self.storage}" if self.storage else ""
         return (
             f"Study {self.study!r} stopped by {name}; finished trials are recorded, "
-            f"{running}. Continue with `archtune resume {self.study}`."
+            f"{running}. Continue with `archtune resume {self.study}{where}`."
         )
 
 

@@ -26,7 +26,7 @@ from studies.objectives import Objective, Objectives
 from studies.progress import TrialProgress
 from studies.recorder import Recorder
 from studies.settings import RunSettings
-from studies.storage import StorageError
+from studies.storage import DEFAULT_STORAGE, StorageError
 from studies.writer import WriterError, database_error
 from trainers import Trainer
 from trainers.distributed import num_workers, placement
@@ -239,7 +239,8 @@ def _run(
                     raise
                 raise storage_failed(study.name, cause) from e
         if stop.signum is not None:
-            raise RunInterrupted(study.name, stop.signum, recorder.interrupted)
+            where = None if study.storage.url == DEFAULT_STORAGE else study.storage.shown
+            raise RunInterrupted(study.name, stop.signum, recorder.interrupted, where)
         if lease is not None and lease.lost.is_set():
             raise StorageError(
                 f"Another process took over study {study.name!r} (it found this driver's "
