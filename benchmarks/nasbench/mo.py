@@ -63,11 +63,16 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 
 from benchmarks import machine_info  # noqa: E402
-from benchmarks.nasbench.table import Table  # noqa: E402
+from benchmarks.nasbench.table import (  # noqa: E402
+    DEFAULT_TABLE,
+    Table,
+    init_worker,
+    use_table,
+    worker_table,
+)
 from search import make_controller  # noqa: E402
 from spaces.optuna_adapter import suggest  # noqa: E402
 
-DEFAULT_TABLE = os.path.join(ROOT, "benchmarks", "nasbench", "digits_resnet.json.gz")
 COSTS = ("params", "flops")
 SCALES = ("log", "linear")  # the first is the one the targets are judged on
 REFERENCE = (1.0, 1.0)  # in the normalised loss space: worst accuracy, largest cost
@@ -395,22 +400,8 @@ def _new_result(args: argparse.Namespace, table: Table, argv: list[str] | None) 
     }
 
 
-_TABLE: Table | None = None  # the table a replay process searches
-
-
-def _init_worker(path: str) -> None:
-    global _TABLE
-    import torch  # GPSampler fits its model with torch: one thread per replay process
-
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _TABLE = Table.load(path)
-
-
 def _work(job: tuple[str, int, int, str, dict[str, Any]]) -> dict[str, Any]:
-    if _TABLE is None:
-        raise RuntimeError("No table loaded in this replay process.")
-    return one_run(_TABLE, *job)
+    return one_run(worker_table(), *job)
 
 
 def _replay_all(
@@ -422,9 +413,7 @@ def _replay_all(
     with contextlib.ExitStack() as stack:
         mapper: Callable[..., Any] = map
         if args.jobs > 1:
-            pool = stack.enter_context(
-                multiprocessing.Pool(args.jobs, _init_worker, (args.table,))
-            )
+            pool = stack.enter_context(multiprocessing.Pool(args.jobs, init_worker, (args.table,)))
             mapper = pool.imap
         for method in chosen:
             runs = result["runs"].setdefault(method, [])
@@ -473,8 +462,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             result["runs"] = old["runs"]
             if not old["command"].endswith(result["command"]):
                 result["command"] = old["command"] + " && " + result["command"]
-    global _TABLE
-    _TABLE = table
+    use_table(table)
 
     def save() -> None:
         result["seeds"] = {m: len(r) for m, r in result["runs"].items()}

@@ -65,10 +65,15 @@ import optuna  # noqa: E402
 
 from benchmarks import machine_info  # noqa: E402
 from benchmarks.nasbench import report, simulate  # noqa: E402
-from benchmarks.nasbench.table import Table  # noqa: E402
+from benchmarks.nasbench.table import (  # noqa: E402
+    DEFAULT_TABLE,
+    Table,
+    init_worker,
+    use_table,
+    worker_table,
+)
 from search import list_controllers, make_controller  # noqa: E402
 
-DEFAULT_TABLE = os.path.join(ROOT, "benchmarks", "nasbench", "digits_resnet.json.gz")
 TABLE_E27 = os.path.join(ROOT, "benchmarks", "nasbench", "digits_resnet_e27.json.gz")
 ASHA_SHARE = 0.5  # default ASHA budget, as a share of full training's epochs
 CHECKPOINTS = (50, 100, 200)
@@ -283,23 +288,9 @@ def _new_result(args: argparse.Namespace, table: Table, argv: list[str] | None) 
     }
 
 
-_TABLE: Table | None = None  # the table a replay process searches
-
-
-def _init_worker(path: str) -> None:
-    global _TABLE
-    import torch  # GPSampler fits its model with torch: one thread per replay process
-
-    torch.set_num_threads(1)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _TABLE = Table.load(path)
-
-
 def _work(job: tuple[Callable[..., dict[str, Any]], str, int, int]) -> dict[str, Any]:
     run, method, seed, budget = job
-    if _TABLE is None:
-        raise RuntimeError("No table loaded in this replay process.")
-    return run(_TABLE, method, seed, budget)
+    return run(worker_table(), method, seed, budget)
 
 
 def _replay_all(
@@ -308,14 +299,11 @@ def _replay_all(
     result: dict[str, Any],
     save: Callable[[], None],
 ) -> None:
-    global _TABLE
-    _TABLE = table
+    use_table(table)
     with contextlib.ExitStack() as stack:
         pool = None
         if args.jobs > 1:
-            pool = stack.enter_context(
-                multiprocessing.Pool(args.jobs, _init_worker, (args.table,))
-            )
+            pool = stack.enter_context(multiprocessing.Pool(args.jobs, init_worker, (args.table,)))
         _replay_jobs(args, result, save, pool.imap if pool else map)
 
 

@@ -22,12 +22,16 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from spaces import Categorical, Fixed, Int, SearchSpace
 
 FORMAT = "archtune-nasbench/1"
+
+
+DEFAULT_TABLE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "digits_resnet.json.gz")
 
 
 def make_table_dict(space: SearchSpace, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -188,3 +192,38 @@ class Table:
                 ),
             }
         return out
+
+
+# The table a replay process searches: set once per process, by ``use_table`` in the main
+# process or by ``init_worker`` in a ``multiprocessing.Pool`` worker, so the jobs sent to
+# the workers need not carry it (replay.py and mo.py share these three).
+_WORKER_TABLE: Table | None = None
+
+
+def use_table(table: Table) -> None:
+    """Make ``table`` the one :func:`worker_table` returns in this process."""
+    global _WORKER_TABLE
+    _WORKER_TABLE = table
+
+
+def init_worker(path: str) -> None:
+    """A replay worker's initializer: one torch thread (GPSampler fits its model with
+    torch), Optuna's logging quiet, and the table at ``path`` loaded."""
+    import optuna
+    import torch
+
+    torch.set_num_threads(1)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    use_table(Table.load(path))
+
+
+def worker_table() -> Table:
+    """The table this process searches.
+
+    Raises:
+        RuntimeError: when none was loaded (neither :func:`use_table` nor
+            :func:`init_worker` ran here).
+    """
+    if _WORKER_TABLE is None:
+        raise RuntimeError("No table loaded in this replay process.")
+    return _WORKER_TABLE

@@ -4,20 +4,16 @@ front, a tiny replay end to end, and the docs section it writes."""
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import optuna
 import pytest
-from optuna.distributions import BaseDistribution
-from optuna.trial import FrozenTrial
 
 from benchmarks.nasbench import mo, mo_docs
 from benchmarks.nasbench.table import Table, make_table_dict
-from search.base import DefineByRunSampler
 from spaces import Categorical, SearchSpace
+from tests.benchmarks.test_nasbench import Scripted
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -25,18 +21,6 @@ SPACE = SearchSpace({"a": Categorical([0, 1, 2, 3])})
 # (final validation accuracy, params) of networks a = 0..3: 0, 1 and 3 form the front
 # (3 is the most accurate and the largest, 0 the smallest); 2 is dominated by 1.
 NETS = {0: (0.5, 10), 1: (0.75, 100), 2: (0.625, 1000), 3: (1.0, 10000)}
-
-
-class Scripted(DefineByRunSampler):
-    """Proposes the given configurations in order (the n-th trial gets the n-th)."""
-
-    def __init__(self, configs: Sequence[Mapping[str, Any]]) -> None:
-        self.configs = list(configs)
-
-    def sample_independent(
-        self, study: optuna.Study, trial: FrozenTrial, name: str, dist: BaseDistribution
-    ) -> Any:
-        return self.configs[trial.number][name]
 
 
 def _table() -> Table:
