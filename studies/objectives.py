@@ -29,10 +29,10 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import moocore
 import numpy as np
 from optuna.study import StudyDirection
 
+from search.pareto import nondominated
 from spaces.constraints import STATS
 
 DIRECTIONS = ("maximize", "minimize")
@@ -183,10 +183,7 @@ class Objectives:
             >>> two.pareto_mask([[0.9, 100], [0.8, 50], [0.7, 80], [0.9, 100]]).tolist()
             [True, True, False, True]
         """
-        loss = self.losses(values)
-        if not len(loss):
-            return np.zeros(0, dtype=bool)
-        return np.asarray(moocore.is_nondominated(loss, keep_weakly=True), dtype=bool)
+        return nondominated(self.losses(values))
 
     def to_json(self) -> str:
         """The names as a study stores them: one name, or a JSON list of several."""

@@ -14,7 +14,8 @@ from optuna.trial import TrialState
 
 import search.rl  # registers "rl"
 from search import list_controllers, make_controller
-from search.rl import ReinforceSampler, _Actions, hypervolume, pareto_reward
+from search.pareto import hypervolume, pareto_reward
+from search.rl import ReinforceSampler, _Actions
 from spaces import Categorical, Float, Int, SearchSpace
 from spaces.optuna_adapter import suggest
 
