@@ -118,3 +118,13 @@ class TrialHistory:
             inherited = curves.get(t.user_attrs.get(ATTR_RESUMED_FROM, -1), {})
             curves[t.number] = {**inherited, **dict(rows[trial_id(t)].get(self.scheduled, []))}
         return curves
+
+    def report_at(
+        self, trial: optuna.trial.FrozenTrial, step: int, value: float
+    ) -> dict[str, float]:
+        """What ``trial`` reported at epoch ``step`` as archtune recorded it (every metric,
+        costs too), with ``value`` for the scheduled objective (its curve may be another
+        trial's, inherited when it went on from a stopped one)."""
+        rows = self.storage.metrics([trial_id(trial)])[trial_id(trial)]
+        report = {name: v for name, series in rows.items() for at, v in series if at == step}
+        return {**report, "epoch": step, self.scheduled: value}

@@ -73,9 +73,10 @@ import optuna
 from optuna.trial import TrialState
 
 from search.base import params_key
-from search.optuna_access import constraints_of, live_trial, set_constraints, trial_id
+from search.optuna_access import live_trial, set_constraints, trial_id
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
+from studies.costs import constraint_values, proposal_stats, records_constraints, violations
 from studies.history import ConfigKey, Done, Stopped, TrialHistory
 from studies.objectives import Objectives
 from studies.records import (
@@ -91,7 +92,13 @@ from studies.records import (
     ATTR_TRAINER_ID,
 )
 from studies.storage import Storage
-from studies.trial import ERROR_KEY, RESUME_KEY, RESUME_REPORT_KEY, TRACEBACK_KEY
+from studies.trial import (
+    ERROR_KEY,
+    RESUME_KEY,
+    RESUME_REPORT_KEY,
+    TRACEBACK_KEY,
+    reported_keys,
+)
 from studies.writer import OrderedWriter, WriterError
 from trainers.base import ATTR_CHECKPOINT
 
@@ -231,8 +238,8 @@ class Recorder:
                 continue
             stats: dict[str, float] | None = None
             try:
-                stats = self._model_stats(config)
-                reasons = self._violations(stats)
+                stats = proposal_stats(self.stats, self.space, self.objectives, config)
+                reasons = violations(self.space, stats)
             except Exception as e:  # a network that cannot be built must not stop the run
                 # Without constraints the statistics only inform: the proposal trains.
                 reasons = [f"model statistics failed: {type(e).__name__}: {e}"]
@@ -252,7 +259,7 @@ class Recorder:
             rejected += 1
             trial.set_user_attr(ATTR_REJECTED, "; ".join(reasons))
             if stats:
-                set_constraints(trial, self._constraint_values(stats))
+                set_constraints(trial, constraint_values(self.space, stats))
             self.study.tell(trial, state=TrialState.FAIL)
         if rejected:
             self.stopped = (
@@ -290,17 +297,8 @@ class Recorder:
         # then ends at once, with that result), so a scheduler judges it there.
         last = max(state.curve)
         state.last_step = last
-        again = self._last_report(frozen, last, state.curve[last])
+        again = self._history.report_at(frozen, last, state.curve[last])
         return {**config, RESUME_KEY: checkpoint, RESUME_REPORT_KEY: again}
-
-    def _last_report(
-        self, frozen: optuna.trial.FrozenTrial, step: int, value: float
-    ) -> dict[str, float]:
-        """The metrics ``frozen`` recorded at epoch ``step`` (every objective, costs too),
-        or the scheduled objective alone when its rows are another trial's."""
-        rows = self.storage.metrics([trial_id(frozen)])[trial_id(frozen)]
-        report = {name: v for name, series in rows.items() for at, v in series if at == step}
-        return {**report, "epoch": step, self.scheduled: value}
 
     def _resumed(self, state: OpenTrial) -> dict[str, Any]:
         """The config for Ray: with the checkpoint of the stopped trial it repeats (resume)."""
@@ -335,51 +333,11 @@ class Recorder:
             set_constraints(trial, earlier.constraints)
         self.study.tell(trial, values=earlier.values)
 
-    def _model_stats(self, config: Mapping[str, Any]) -> dict[str, float] | None:
-        """The network's statistics before training, when constraints or cost objectives
-        need them (the latency only for a constraint on it: the driver is not the trial's
-        device)."""
-        wanted = {c.metric for c in self.space.constraints}
-        if any(o.is_cost for o in self.objectives):
-            wanted |= {"params", "flops", "activation_bytes"}
-        if not wanted:
-            return None
-        if self.stats is None:
-            if not self.space.constraints:
-                return None  # a trainer without statistics: costs come from its reports
-            raise ValueError("The space has constraints but no model statistics were given.")
-        stats = self.stats(config, wanted)
-        return {k: float(v) for k, v in stats.items() if v is not None}
-
-    def _violations(self, stats: Mapping[str, float] | None) -> list[str]:
-        if not self.space.constraints or stats is None:
-            return []
-        return [v for c in self.space.constraints if (v := c.violation(stats)) is not None]
-
     def _records_constraints(self) -> bool:
-        """Whether trained trials get constraint values: when the space has constraints and
-        no trial trained before carries none (a study begun by an archtune that did not
-        record them). Optuna's GP sampler needs the same constraints on every trial."""
+        """:func:`studies.costs.records_constraints`, read from the study once."""
         if self._constrained is None:
-            trained = self.study.get_trials(
-                deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)
-            )
-            self._constrained = bool(self.space.constraints) and all(
-                constraints_of(t) for t in trained
-            )
+            self._constrained = records_constraints(self.study, self.space)
         return self._constrained
-
-    def _constraint_values(self, *sources: Mapping[str, Any] | None) -> dict[str, float]:
-        """Each constraint's amount (<= 0: met) on the first source that has its metric:
-        the final report (the network as trained and measured), then the statistics before
-        training."""
-        values = {}
-        for i, c in enumerate(self.space.constraints):
-            for source in sources:
-                if source and isinstance(source.get(c.metric), (int, float)):
-                    values[f"{i}:{c.metric}"] = c.amount(source)
-                    break
-        return values
 
     # Results -----------------------------------------------------------------------
     def result(self, key: str, result: Mapping[str, Any]) -> None:
@@ -396,7 +354,7 @@ class Recorder:
         state.last_step = step
         if step in state.recorded:
             return  # recorded before an interruption, trained again from scratch
-        metrics = {k: v for k, v in result.items() if k in self._reported_keys(result)}
+        metrics = {k: v for k, v in result.items() if k in reported_keys(result)}
         value = result.get(self.scheduled)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             value = None
@@ -423,7 +381,7 @@ class Recorder:
         needed = list(self.objectives.names) if full else [self.scheduled]
         missing = [n for n in needed if n not in result]
         if missing:
-            reported = sorted(self._reported_keys(result))
+            reported = sorted(reported_keys(result))
             self.fail(
                 key,
                 f"The trial reported no {missing[0]!r}; it reported {reported}. "
@@ -512,7 +470,7 @@ class Recorder:
         attrs = dict(attrs or {})
         constraints = {}
         if self._records_constraints() and state != TrialState.FAIL:
-            constraints = self._constraint_values(final, trial.stats)
+            constraints = constraint_values(self.space, final, trial.stats)
         if trial.checkpoint is not None:
             attrs[ATTR_CHECKPOINT] = trial.checkpoint
         if self.resume and state == TrialState.PRUNED and trial.checkpoint is not None:
@@ -540,32 +498,3 @@ class Recorder:
         frozen = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
         if self.on_finish is not None:
             self.on_finish(frozen)
-
-    @staticmethod
-    def _reported_keys(result: Mapping[str, Any]) -> set[str]:
-        # Ray adds its own bookkeeping (time_total_s, pid, ...); keep what the trainer sent.
-        keys = result.get("archtune_keys")
-        if isinstance(keys, (list, tuple)):
-            return set(keys)
-        return {k for k in result if k not in _RAY_KEYS}
-
-
-_RAY_KEYS = {
-    "done",
-    "training_iteration",
-    "trial_id",
-    "date",
-    "timestamp",
-    "time_this_iter_s",
-    "time_total_s",
-    "pid",
-    "hostname",
-    "node_ip",
-    "time_since_restore",
-    "iterations_since_restore",
-    "checkpoint_dir_name",
-    "should_checkpoint",
-    "config",
-    "experiment_tag",
-    "archtune_keys",
-}

@@ -111,14 +111,12 @@ def _default_run_dir(study: Study) -> str:
     return os.path.join(base, "archtune_runs")
 
 
-def _needs_stats(trainer: Trainer, space: SearchSpace, objectives: Objectives) -> bool:
-    """Constraints need the network's statistics before training; cost objectives use
-    them too (recorded with each trial) when the trainer can compute them."""
-    can = type(trainer).model_stats is not Trainer.model_stats
-    return bool(space.constraints) or (can and any(o.is_cost for o in objectives))
-
-
 def _stats_fn(trainer: Trainer, space: SearchSpace) -> Any:
+    """The trainer's statistics of a configuration, or None when it computes none
+    (``studies.costs.proposal_stats`` calls it only when constraints or costs need it)."""
+    if type(trainer).model_stats is Trainer.model_stats:
+        return None
+
     def stats(config: Any, metrics: set[str]) -> Any:
         return trainer.model_stats(config, space, metrics)
 
@@ -203,7 +201,7 @@ def _run(
         budget=trainer.epochs_for,
         num_trials=settings.num_trials,
         on_finish=bar.trial_finished,
-        stats=_stats_fn(trainer, space) if _needs_stats(trainer, space, objectives) else None,
+        stats=_stats_fn(trainer, space),
         trainer_id=trainer_id(trainer),
         reuse=settings.reuse_finished,
         resume=settings.resume_stopped,

@@ -33,6 +33,44 @@ RESUME_KEY = "archtune_resume_from"
 RESUME_REPORT_KEY = "archtune_resume_report"
 
 
+# What Ray Tune adds to every result (time_total_s, pid, ...), not the trainer's metrics.
+_RAY_KEYS = frozenset(
+    {
+        "done",
+        "training_iteration",
+        "trial_id",
+        "date",
+        "timestamp",
+        "time_this_iter_s",
+        "time_total_s",
+        "pid",
+        "hostname",
+        "node_ip",
+        "time_since_restore",
+        "iterations_since_restore",
+        "checkpoint_dir_name",
+        "should_checkpoint",
+        "config",
+        "experiment_tag",
+        "archtune_keys",
+    }
+)
+
+
+def reported_keys(result: Mapping[str, Any]) -> set[str]:
+    """The keys of a Ray result that the trainer reported: those :class:`TuneSession`
+    listed in ``archtune_keys``, else every key Ray did not add.
+
+    Example:
+        >>> sorted(reported_keys({"val_acc": 0.9, "pid": 7, "time_total_s": 1.0}))
+        ['val_acc']
+    """
+    keys = result.get("archtune_keys")
+    if isinstance(keys, (list, tuple)):
+        return set(keys)
+    return {k for k in result if k not in _RAY_KEYS}
+
+
 class TuneSession:
     """A :class:`~trainers.TrialSession` inside a Ray Tune function trainable.
 
