@@ -17,18 +17,15 @@ Example:
     PosixPath('demo.html')
 """
 
+from dashboard.curves import Curve, CurvesInfo, get_curves_info, plot_learning_curves
 from dashboard.figures import (
-    Curve,
-    CurvesInfo,
     HistoryInfo,
     HistoryPoint,
     ParallelAxis,
     ParallelInfo,
-    get_curves_info,
     get_history_info,
     get_parallel_info,
     plot_history,
-    plot_learning_curves,
     plot_parallel_coordinates,
 )
 from dashboard.pareto import (

@@ -27,6 +27,7 @@ import tempfile
 
 import plotly.graph_objects as go
 
+from dashboard.curves import plot_learning_curves
 from dashboard.figures import (
     STATE_COLORS,
     STATE_ORDER,
@@ -34,7 +35,6 @@ from dashboard.figures import (
     format_value,
     get_history_info,
     plot_history,
-    plot_learning_curves,
     plot_parallel_coordinates,
 )
 from dashboard.pareto import GROUP_COLORS, last_reported, plot_pareto

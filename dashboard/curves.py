@@ -1,0 +1,153 @@
+"""The learning-curves figure: every trial's per-epoch points of a metric.
+
+As the other figures (:mod:`dashboard.figures`), a pure :func:`get_curves_info` step and a
+:func:`plot_learning_curves` renderer.
+
+Example:
+    >>> from studies.records import StudyRecord, TrialRecord
+    >>> record = StudyRecord("demo", "minimize", "val_loss", None, [
+    ...     TrialRecord(0, "COMPLETE", {"train/lr": 0.01}, 0.9, {1: 1.2, 2: 0.9}),
+    ... ])
+    >>> get_curves_info(record).curves[0].values
+    [1.2, 0.9]
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import plotly.graph_objects as go
+
+from dashboard.figures import (
+    STATE_COLORS,
+    _hover,
+    _message,
+    _objective_series,
+    _style,
+    _subtitle,
+    get_history_info,
+    is_finite,
+)
+from studies.records import StudyRecord, TrialRecord
+
+
+@dataclass(frozen=True)
+class Curve:
+    """The finite points of one trial's metric, by epoch."""
+
+    number: int
+    state: str
+    epochs: list[int]
+    values: list[float]
+    trial: TrialRecord
+
+
+@dataclass(frozen=True)
+class CurvesInfo:
+    """Data of :func:`plot_learning_curves`.
+
+    Attributes:
+        metric: Name of the plotted metric (the objective's when none was asked for).
+        curves: One curve per trial that reported a finite point, by number.
+        best_number: Number of the best complete trial, or None.
+        available: Every metric name some trial reported, sorted.
+        n_skipped: Points left out because their value is not finite.
+    """
+
+    metric: str
+    curves: list[Curve]
+    best_number: int | None
+    available: list[str]
+    n_skipped: int
+
+
+def _series(trial: TrialRecord, metric: str | None, record: StudyRecord) -> dict[int, Any]:
+    if metric is None:
+        return _objective_series(trial, record)
+    return dict(trial.metrics.get(metric, []))  # a later report of an epoch wins
+
+
+def get_curves_info(record: StudyRecord, metric: str | None = None) -> CurvesInfo:
+    """Per-epoch points of ``metric`` (None: the reported objective) for every trial.
+
+    Example:
+        >>> from studies.records import StudyRecord, TrialRecord
+        >>> t = TrialRecord(0, "PRUNED", {}, None, {1: 0.4, 2: float("nan")})
+        >>> get_curves_info(StudyRecord("s", "maximize", "acc", None, [t])).curves[0].epochs
+        [1]
+    """
+    best = get_history_info(record).best
+    curves, skipped = [], 0
+    for t in sorted(record.trials, key=lambda t: t.number):
+        points = sorted(_series(t, metric, record).items())
+        finite = [(e, float(v)) for e, v in points if is_finite(v)]
+        skipped += len(points) - len(finite)
+        if finite:
+            epochs, values = [e for e, _ in finite], [v for _, v in finite]
+            curves.append(Curve(t.number, t.state, epochs, values, t))
+    available = sorted({name for t in record.trials for name in t.metrics})
+    name = record.objective if metric is None else metric
+    return CurvesInfo(name, curves, best.number if best else None, available, skipped)
+
+
+_CURVE_DASH = {"PRUNED": "dash", "FAIL": "dot"}
+
+
+def _curve_trace(
+    curve: Curve, metric: str, shown: set[str], best: bool, best_label: str = "best"
+) -> go.Scatter:
+    state = curve.state
+    rows = [[("epoch", e), (metric, v)] for e, v in zip(curve.epochs, curve.values, strict=True)]
+    color = STATE_COLORS.get(state, "#6b7280")
+    end = {
+        "size": [0] * (len(curve.epochs) - 1) + [9],
+        "symbol": "x-thin",
+        "line": {"width": 2, "color": color},
+    }
+    trace = go.Scatter(
+        x=curve.epochs,
+        y=curve.values,
+        mode="lines+markers" if state == "PRUNED" or len(curve.epochs) == 1 else "lines",
+        name=f"{best_label} (trial {curve.number})" if best else state.lower(),
+        legendgroup="best" if best else state,
+        showlegend=best or state not in shown,
+        line={
+            "color": "#111827" if best else color,
+            "width": 3 if best else 1.5,
+            "dash": _CURVE_DASH.get(state, "solid"),
+        },
+        marker=end if state == "PRUNED" else {"size": 6, "color": color},
+        opacity=1.0 if best else 0.45 if state == "COMPLETE" else 0.85,
+        text=[_hover(curve.trial, r) for r in rows],
+        hoverinfo="text",
+    )
+    shown.add("best" if best else state)
+    return trace
+
+
+def plot_learning_curves(record: StudyRecord, metric: str | None = None) -> go.Figure:
+    """One line per trial of ``metric`` (None: the objective) by epoch.
+
+    Lines are coloured and dashed by state; a pruned trial's line ends in a cross where
+    it was stopped, and the best complete trial is drawn on top in black (with several
+    objectives, the best in the first one, and named so).
+    """
+    info = get_curves_info(record, metric)
+    subtitle = _subtitle(record, f"{info.metric} per epoch", {"non-finite points": info.n_skipped})
+    fig = _style(go.Figure(), "Learning curves", subtitle, "Epoch", info.metric)
+    if not info.curves:
+        if metric is None:
+            return _message(fig, f"No trial reported a finite {info.metric} yet.")
+        names = ", ".join(info.available) or "none"
+        return _message(fig, f"No trial reported a finite {metric!r}; metrics: {names}.")
+    shown: set[str] = set()
+    # Complete trials below the others, the best one on top of all.
+    order = sorted(
+        info.curves, key=lambda c: (c.number == info.best_number, c.state != "COMPLETE")
+    )
+    best_label = f"best {record.objective}" if record.multi else "best"
+    for curve in order:
+        best = curve.number == info.best_number
+        fig.add_trace(_curve_trace(curve, info.metric, shown, best, best_label))
+    return fig
