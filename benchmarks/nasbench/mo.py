@@ -70,7 +70,7 @@ from benchmarks.nasbench.table import (  # noqa: E402
     use_table,
     worker_table,
 )
-from search import make_controller  # noqa: E402
+from search import make_controller, pareto  # noqa: E402
 from spaces.optuna_adapter import suggest  # noqa: E402
 
 COSTS = ("params", "flops")
@@ -155,7 +155,8 @@ def normalise(points: np.ndarray, bounds: np.ndarray, scale: str = "log") -> np.
 
 
 def hypervolume(losses: np.ndarray, ref: Sequence[float] = REFERENCE) -> float:
-    """The hypervolume that ``losses`` (minimised) dominate up to ``ref`` (``moocore``).
+    """The hypervolume that ``losses`` (minimised) dominate up to ``ref``
+    (:func:`search.pareto.hypervolume`, by ``moocore``).
 
     Points not strictly better than ``ref`` in every objective add nothing.
 
@@ -164,8 +165,7 @@ def hypervolume(losses: np.ndarray, ref: Sequence[float] = REFERENCE) -> float:
         0.5
     """
     losses = np.asarray(losses, dtype=float).reshape(-1, len(ref))
-    inside = losses[(losses < np.asarray(ref)).all(axis=1)]
-    return float(moocore.hypervolume(inside, ref=ref)) if len(inside) else 0.0
+    return pareto.hypervolume(losses, np.asarray(ref, dtype=float))
 
 
 def true_front(points: np.ndarray) -> np.ndarray:
