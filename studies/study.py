@@ -387,11 +387,8 @@ class Study:
             )
         refuse_if_driven(self.storage, study_id(self._study), self.name, "resume it")
         trainer = trainer_from_json(json.loads(self._study.user_attrs[ATTR_TRAINER]))
-        check = dataclasses.replace(settings, address=address)
-        with warnings.catch_warnings():  # checked again, and said once, by run
-            warnings.simplefilter("ignore", UserWarning)
-            plan_run(self.space, self.objectives, trainer, controller or spec, check, 0)
-        # Interrupted trials are not trained yet: they count in what remains, and go first.
+        # run() checks everything else before it writes anything. Interrupted trials are
+        # not trained yet: they count in what remains, and go first.
         remaining = finished_before + settings.num_trials - self.n_trained()
         if num_trials is not None:
             remaining = num_trials
