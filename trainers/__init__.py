@@ -22,6 +22,8 @@ _LAZY = {
     "TensorData": "trainers.data",
     "load_data": "trainers.data",
     "load_dataset": "trainers.data",
+    "load_model": "trainers.export",
+    "export_model": "trainers.export",
     "model_from_checkpoint": "trainers.checkpoint",
 }
 
@@ -40,8 +42,10 @@ __all__ = [
     "TensorData",
     "Trainer",
     "TrialSession",
+    "export_model",
     "load_data",
     "load_dataset",
+    "load_model",
     "model_from_checkpoint",
     "trainer_from_json",
 ]

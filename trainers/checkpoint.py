@@ -18,6 +18,15 @@ Keys of version 2 (``CHECKPOINT_VERSION``):
   :func:`trainers.pruning.pruned_structure`, or None);
 - ``optimizer``, ``scheduler``, ``scaler`` (fp16 only, else None), ``generator``.
 
+Every value is a tensor or a plain value (None, bool, int, float, str, bytes) in dicts,
+lists and tuples: the generator state is a byte tensor, the scaler state and the pruned
+structure plain dicts. :func:`save_checkpoint` refuses anything else, and
+:func:`load_checkpoint` reads with ``torch.load(..., weights_only=True)``, so a checkpoint
+from someone else (a teacher, an exported model) cannot run code when it is loaded: a
+file that carries a pickled object raises :class:`UnsafeCheckpointError`.
+:func:`slim_state` keeps only the part that rebuilds the network (what an export
+writes).
+
 Example:
     >>> import os, tempfile
     >>> from spaces import ResNetSpace, SearchSpace
@@ -34,6 +43,9 @@ Example:
 from __future__ import annotations
 
 import os
+import pickle
+import re
+from collections import OrderedDict
 from collections.abc import Mapping
 from typing import Any
 
@@ -44,6 +56,15 @@ from spaces import SearchSpace
 
 CHECKPOINT_VERSION = 2
 CHECKPOINT_FILE = "checkpoint.pt"
+# The keys of model_state: what rebuilds the network (a slim checkpoint holds only these).
+MODEL_KEYS = ("version", "space", "config", "input_shape", "num_classes", "model", "pruned")
+# What torch.load(weights_only=True) reads back, besides dicts, lists and tuples of them:
+# these exact types (a numpy float64 is a float, but is refused), and tensors.
+_PLAIN = frozenset({type(None), bool, int, float, str, bytes, torch.Size, torch.dtype})
+
+
+class UnsafeCheckpointError(ValueError):
+    """A checkpoint holds a pickled object, which archtune refuses to unpickle."""
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -78,10 +99,39 @@ def model_state(
 
 def save_checkpoint(state: Mapping[str, Any], path: str | os.PathLike[str]) -> None:
     """Write ``state`` to ``path`` atomically (a temporary file, then ``os.replace``)."""
+    check_plain(state)
     path = os.fspath(path)
     tmp = f"{path}.tmp{os.getpid()}"
     torch.save(dict(state), tmp)
     os.replace(tmp, path)
+
+
+def check_plain(value: Any, where: str = "checkpoint") -> None:
+    """Raise ``TypeError`` unless ``value`` holds only tensors and plain values.
+
+    Plain values are None, bools, ints, floats, strings and bytes, in dicts, lists and
+    tuples: what ``torch.load(..., weights_only=True)`` reads back.
+
+    Example:
+        >>> check_plain({"step": 3, "rng": torch.zeros(2, dtype=torch.uint8)})
+        >>> check_plain({"stats": {"params": range(3)}})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        TypeError: checkpoint['stats']['params'] is a range, which torch.load(weights_only...
+    """
+    if type(value) in (dict, OrderedDict):
+        for k, v in value.items():
+            if type(k) not in (str, int):
+                raise TypeError(f"{where} has a key {k!r} of type {type(k).__name__}; use str.")
+            check_plain(v, f"{where}[{k!r}]")
+    elif type(value) in (list, tuple):
+        for i, v in enumerate(value):
+            check_plain(v, f"{where}[{i}]")
+    elif type(value) not in _PLAIN and not isinstance(value, torch.Tensor):
+        raise TypeError(
+            f"{where} is a {type(value).__name__}, which torch.load(weights_only=True) will "
+            "not read; store it as a tensor or a plain value (list, int, float, str)."
+        )
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -99,9 +149,29 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
             f"No checkpoint at {path!r}; give the checkpoint.pt a trial wrote (it is in the "
             "trial's directory under the run directory) or the directory that holds it."
         )
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = safe_load(path)
     check_version(state, path)
     return state
+
+
+def safe_load(path: str | os.PathLike[str]) -> Any:
+    """``torch.load(path, weights_only=True)`` on the CPU, with a clear error.
+
+    Raises:
+        UnsafeCheckpointError: when the file holds a pickled object (a class or function
+            other than tensors and plain values): unpickling it could run any code.
+    """
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        found = re.search(r"Unsupported global: GLOBAL (\S+)", str(e))
+        what = f"a pickled object ({found.group(1)})" if found else "something not a tensor"
+        raise UnsafeCheckpointError(
+            f"{os.fspath(path)!r} holds {what}; archtune loads checkpoints with "
+            "torch.load(weights_only=True) and will not unpickle it, since that could run "
+            "code. Only if you trust its author: load it with weights_only=False and save "
+            "its tensors and plain values again."
+        ) from None
 
 
 def check_version(state: Any, where: str = "checkpoint") -> None:
@@ -138,3 +208,14 @@ def model_from_checkpoint(
         model = restore_pruned(model, state["pruned"])
     model.load_state_dict(state["model"])
     return model.to(device).eval()
+
+
+def slim_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a checkpoint that rebuilds the network: architecture and weights,
+    without the optimizer, scaler and generator states (the keys of :func:`model_state`).
+
+    Example:
+        >>> sorted(slim_state({**dict.fromkeys(MODEL_KEYS), "optimizer": {}, "epoch": 3}))
+        ['config', 'input_shape', 'model', 'num_classes', 'pruned', 'space', 'version']
+    """
+    return {k: state[k] for k in MODEL_KEYS if k in state}
