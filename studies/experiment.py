@@ -21,9 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
-import importlib.util
 import os
-import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -33,11 +31,13 @@ import optuna
 
 from search.spec import ControllerSpec
 from spaces import SearchSpace
+from studies.names import check_study_name
 from studies.plan import check_study_args, plan_run, run_settings
 from studies.settings import RunSettings
 from studies.storage import DEFAULT_STORAGE
 from studies.study import Study
 from trainers import Trainer
+from trainers.base import import_study_file
 
 
 @dataclass(frozen=True, init=False)
@@ -45,7 +45,7 @@ class Experiment:
     """A complete study definition: what to search, how to train, how to run.
 
     Attributes:
-        name: Study name in the database.
+        name: Study name in the database (see :func:`studies.names.check_study_name`).
         space: The search space.
         objective: Reported metric to optimise.
         trainer: What each trial trains.
@@ -93,6 +93,7 @@ class Experiment:
         reuse_finished: bool | None = None,
         resume_stopped: bool | None = None,
     ) -> None:
+        check_study_name(name)  # at once: a study file with a bad name fails to load
         if seed is not None:
             if not isinstance(controller, str):
                 raise TypeError(
@@ -147,15 +148,18 @@ class Experiment:
         with warnings.catch_warnings():  # Study.run says it once
             warnings.simplefilter("ignore", UserWarning)
             plan_run(self.space, objectives, self.trainer, self.controller, settings, 0)
-        study = Study.create(
-            self.name,
-            self.space,
-            self.objective,
-            self.direction,
-            self.storage,
-            load_if_exists=True,
-        )
-        study.run(self.trainer, self.controller, settings, progress=progress)
+        from studies.runner import ray_for_run
+
+        with ray_for_run(settings, self.storage):  # a cluster that can't run it: no study
+            study = Study.create(
+                self.name,
+                self.space,
+                self.objective,
+                self.direction,
+                self.storage,
+                load_if_exists=True,
+            )
+            study.run(self.trainer, self.controller, settings, progress=progress)
         return study
 
     def replace(self, **changes: Any) -> Experiment:
@@ -195,17 +199,10 @@ def load_experiment(path: str, name: str | None = None) -> Experiment:
     """
     if not os.path.isfile(path):
         raise StudyFileError(f"Study file {path!r} does not exist.")
-    spec = importlib.util.spec_from_file_location("archtune_study_file", path)
-    if spec is None or spec.loader is None:
-        raise StudyFileError(f"{path!r} is not a Python file; give a .py study file.")
-    module = importlib.util.module_from_spec(spec)
-    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))
-    try:
-        spec.loader.exec_module(module)
-    except Exception as e:
-        raise StudyFileError(f"Importing {path!r} failed: {type(e).__name__}: {e}") from e
-    finally:
-        sys.path.pop(0)
+    try:  # the trainer classes it defines are then stored with the file, to resume
+        module = import_study_file(path)
+    except ImportError as e:
+        raise StudyFileError(str(e)) from e
     found = [v for v in vars(module).values() if isinstance(v, Experiment)]
     if name is not None:
         found = [e for e in found if e.name == name]

@@ -188,7 +188,7 @@ class Lease:
             with self.storage.session() as s:
                 s.execute(sa.delete(DriverRow).where(DriverRow.id == self.id))
         except sa.exc.SQLAlchemyError as e:  # the lease goes stale by itself
-            logger.warning("archtune: could not release the driver lease: %s", e)
+            logger.warning("archtune: could not release the driver lease: %s", _reason(e))
 
     def _beat(self) -> None:
         while not self._stop.wait(HEARTBEAT_S):
@@ -198,9 +198,16 @@ class Lease:
                         sa.update(DriverRow).where(DriverRow.id == self.id).values(beat_at=_now())
                     ).rowcount
             except sa.exc.SQLAlchemyError as e:  # a busy database: try again next beat
-                logger.warning("archtune: driver heartbeat failed, retrying: %s", e)
+                logger.warning("archtune: driver heartbeat failed, retrying: %s", _reason(e))
                 continue
             if not renewed:
                 logger.error("archtune: another process took over this study; stopping")
                 self.lost.set()
                 return
+
+
+def _reason(error: BaseException) -> str:
+    """A database error in one line: the driver's message, without SQLAlchemy's SQL,
+    parameters and "Background on this error" link."""
+    text = str(getattr(error, "orig", None) or error).strip()
+    return text.splitlines()[0] if text else type(error).__name__

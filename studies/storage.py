@@ -210,7 +210,12 @@ class Storage:
             yield session
 
     def add_metrics(self, trial_id: int, step: int, metrics: Mapping[str, Any]) -> None:
-        """Record each numeric entry of ``metrics`` for ``trial_id`` at ``step``, in one commit."""
+        """Record each numeric entry of ``metrics`` for ``trial_id`` at ``step``, in one commit.
+
+        Rows of the same trial, step and name recorded before are replaced, in the same
+        transaction: a trial trained again from scratch after its driver died between
+        this write and the epoch's next one records its epoch once, with the new values.
+        """
         now = datetime.now(timezone.utc).replace(tzinfo=None)
         rows = []
         for name, raw in metrics.items():
@@ -229,7 +234,41 @@ class Storage:
             )
         if rows:
             with self.session() as s:
+                s.execute(
+                    sa.delete(MetricRow).where(
+                        MetricRow.trial_id == trial_id,
+                        MetricRow.step == step,
+                        MetricRow.name.in_([r["name"] for r in rows]),
+                    )
+                )
                 s.execute(sa.insert(MetricRow), rows)
+
+    def delete_study_rows(self, study_id: int, keep_driver: int | None = None) -> int:
+        """Delete every row of archtune's tables that belongs to the study ``study_id``,
+        in one commit: its trials' metric rows and its drivers' leases (but the lease
+        ``keep_driver``, the deleting process's own); return how many metric rows went.
+
+        Call it before Optuna deletes the study: the trial ids are read from Optuna's
+        ``trials`` table, and SQLite may give a deleted trial's id to a new trial, which
+        would inherit rows left behind. ``archtune_schema`` belongs to no study.
+
+        Example:
+            >>> import os, tempfile
+            >>> storage = open_storage("sqlite:///" + os.path.join(tempfile.mkdtemp(), "d.db"))
+            >>> storage.delete_study_rows(study_id=1)
+            0
+        """
+        trials = sa.table("trials", sa.column("trial_id"), sa.column("study_id"))  # Optuna's
+        of_study = sa.select(trials.c.trial_id).where(trials.c.study_id == study_id)
+        drivers = sa.delete(DriverRow).where(DriverRow.study_id == study_id)
+        if keep_driver is not None:
+            drivers = drivers.where(DriverRow.id != keep_driver)
+        metrics = sa.delete(MetricRow).where(MetricRow.trial_id.in_(of_study))
+        unsynced = {"synchronize_session": False}  # no ORM objects are loaded
+        with self.session() as s:
+            deleted = s.execute(metrics, execution_options=unsynced).rowcount
+            s.execute(drivers, execution_options=unsynced)
+        return int(deleted or 0)
 
     def metrics(self, trial_ids: Sequence[int]) -> dict[int, dict[str, list[tuple[int, float]]]]:
         """``{trial_id: {name: [(step, value), ...]}}`` for the given Optuna trial ids."""

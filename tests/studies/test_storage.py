@@ -142,6 +142,19 @@ def test_metrics_keep_nan_and_infinities(storage_url: str) -> None:
     assert "flag" not in got[7] and "text" not in got[7]
 
 
+def test_an_epoch_recorded_again_replaces_its_rows(storage_url: str) -> None:
+    # A driver that died between an epoch's metric rows and its intermediate value: the
+    # trial trains again from scratch, and its epoch 1 is recorded once, as retrained.
+    storage = open_storage(storage_url)
+    storage.add_metrics(3, 1, {"loss": 2.0, "acc": 0.1})
+    storage.add_metrics(3, 2, {"loss": 1.0})
+    storage.add_metrics(4, 1, {"loss": 9.0})
+    storage.add_metrics(3, 1, {"loss": 1.5, "acc": 0.2})
+    got = storage.metrics([3, 4])
+    assert got[3] == {"loss": [(1, 1.5), (2, 1.0)], "acc": [(1, 0.2)]}
+    assert got[4] == {"loss": [(1, 9.0)]}, "another trial's rows stay"
+
+
 def test_newer_schema_is_refused(storage_url: str) -> None:
     storage = open_storage(storage_url)
     with storage.session() as s:
