@@ -41,6 +41,8 @@ ATTR_STATS = "archtune:stats"  # the network's params, FLOPs, ... computed befor
 ATTR_INTERRUPTED = "archtune:interrupted"  # why a RUNNING trial's run stopped (a list)
 ATTR_PROPOSED = "archtune:proposed"  # written last: the proposal is whole (it may go on)
 ATTR_CUT_OFF = "archtune:cut_off"  # FAIL: interrupted and could not go on (not charged)
+ATTR_NODE = "archtune:node"  # where the trial last reported from: "hostname (ip)"
+ATTR_RESTARTS = "archtune:restarts"  # Ray's restarts of it: [{"error", "node", "epoch"}]
 # ATTR_CHECKPOINT ("archtune:checkpoint") is defined in trainers.base, which reads it.
 
 
@@ -70,6 +72,9 @@ class TrialRecord:
         stats: The network's statistics computed before training (``params``,
             ``flops``, ...), when the study needed them (constraints, cost objectives).
         constraints: Constraint amounts recorded on the trial (<= 0: met).
+        node: Where it last ran, ``"hostname (ip)"`` (None before its first report).
+        restarts: Ray's restarts of it after its worker died, oldest first, each
+            ``{"error": ..., "node": ..., "epoch": last epoch recorded before}``.
     """
 
     number: int
@@ -87,6 +92,8 @@ class TrialRecord:
     values: list[float] | None = None
     stats: dict[str, float] | None = None
     constraints: list[float] = field(default_factory=list)
+    node: str | None = None
+    restarts: list[dict[str, Any]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.values is None and self.state == "COMPLETE" and self.value is not None:
@@ -224,6 +231,8 @@ def trial_record(
         repeat_of=t.user_attrs.get(ATTR_REPEAT_OF),
         values=list(t.values) if t.state.name == "COMPLETE" and t.values else None,
         stats=t.user_attrs.get(ATTR_STATS),
+        node=t.user_attrs.get(ATTR_NODE),
+        restarts=list(t.user_attrs.get(ATTR_RESTARTS) or []),
         constraints=list(constraints_of(t).values()),
     )
 

@@ -10,8 +10,9 @@ the two:
   stopped early (so samplers learn from low-fidelity values as if final) and drops
   intermediate values.
 - :class:`RecorderCallback`, a Ray ``Callback`` that records failures with their
-  traceback (Ray tells the searcher only ``error=True``), each trial's last checkpoint
-  directory, and fails what is still open when the run ends.
+  traceback (Ray tells the searcher only ``error=True``), Ray's restarts of a trial whose
+  worker died, each trial's last checkpoint directory, and leaves what is still open
+  when the run ends interrupted.
 - :func:`studies.trial.make_trainable`, the Ray function trainable that runs an archtune
   :class:`~trainers.Trainer` on the workers (kept apart: it must import little).
 """
@@ -75,12 +76,13 @@ class RecorderCallback(_DriverOnly, tune.Callback):
         self.recorder = recorder
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
-        text = ""
-        path = getattr(trial, "error_file", None)
-        if path and os.path.exists(path):
-            with open(path, encoding="utf-8", errors="replace") as f:
-                text = _ANSI.sub("", f.read())
+        text = _error_text(trial)
         self.recorder.fail(trial.trial_id, error_summary(text), traceback=text or None)
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        # Its worker died (a node lost, an actor killed); Ray runs it again from its
+        # last checkpoint, within FailureConfig(max_failures).
+        self.recorder.restart(trial.trial_id, error_summary(_error_text(trial)))
 
     def on_checkpoint(
         self, iteration: int, trials: list, trial: Any, checkpoint: Any, **info: Any
@@ -91,6 +93,15 @@ class RecorderCallback(_DriverOnly, tune.Callback):
         # Trials Ray stopped unfinished (a signal, an error): not failures, they go on
         # from their checkpoint at the next run.
         self.recorder.interrupt_open_trials()
+
+
+def _error_text(trial: Any) -> str:
+    """The traceback Ray kept of a trial's latest error ("" when it kept none)."""
+    path = getattr(trial, "error_file", None)
+    if not path or not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8", errors="replace") as f:
+        return _ANSI.sub("", f.read())
 
 
 def error_summary(text: str) -> str:

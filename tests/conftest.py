@@ -41,6 +41,11 @@ def _no_storage_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def ray_session() -> Iterator[None]:
     """A local Ray instance with the machine's 2 CPUs, started once and shut down at the end.
 
+    Always an instance of its own (``address="local"``): a plain ``ray.init()`` joins the
+    cluster that a ``ray start`` or a ``ray.cluster_utils.Cluster`` elsewhere on the
+    machine recorded in ``/tmp/ray/ray_current_cluster`` (or ``RAY_ADDRESS``), and is
+    refused ``num_cpus`` there: the setup error another Ray user on the machine caused.
+
     Workers get the repository on their path so that trainers defined under ``tests/``
     unpickle there.
     """
@@ -48,6 +53,7 @@ def ray_session() -> Iterator[None]:
 
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     ray.init(
+        address="local",
         num_cpus=2,
         include_dashboard=False,
         log_to_driver=False,

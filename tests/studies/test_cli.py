@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -47,8 +51,28 @@ def _study_file(tmp_path: Path, controller: str = "random") -> Path:
     return path
 
 
-def test_demo_runs_a_real_study_and_writes_a_report(tmp_path: Path) -> None:
-    env = {**os.environ, "ARCHTUNE_DEBUG": "1"}
+@pytest.fixture
+def ray_record_of_a_gone_cluster() -> Iterator[str]:
+    """A Ray temp dir (for ``RAY_TMPDIR``) whose ``ray_current_cluster`` names a cluster
+    that is gone, as ``ray start`` leaves it when killed: a plain ``ray.init()`` tries to
+    join it (and is refused ``num_cpus`` there), the way the suite once failed beside
+    another Ray user of the machine. Short, as Ray's socket paths live under it."""
+    temp = tempfile.mkdtemp(prefix="atr-", dir="/tmp")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    os.makedirs(os.path.join(temp, "ray"))
+    with open(os.path.join(temp, "ray", "ray_current_cluster"), "w") as f:
+        f.write(f"127.0.0.1:{port}")
+    yield temp
+    shutil.rmtree(temp, ignore_errors=True)
+
+
+def test_demo_runs_a_real_study_and_writes_a_report(
+    tmp_path: Path, ray_record_of_a_gone_cluster: str
+) -> None:
+    # The demo runs on a Ray instance of its own, whatever `ray start` recorded here.
+    env = {**os.environ, "ARCHTUNE_DEBUG": "1", "RAY_TMPDIR": ray_record_of_a_gone_cluster}
     env.pop("RAY_ADDRESS", None)
     proc = subprocess.run(
         [sys.executable, "-m", "studies.cli", "demo", "--trials", "8", "--epochs", "2"],

@@ -293,6 +293,10 @@ def test_a_trial_whose_worker_died_restarts_from_its_checkpoint(db_url: str, tmp
     record = load_study_record(open_storage(db_url), "dying")
     resumed = dict(record.trials[0].metrics["resumed_from"])
     assert resumed[2] == 1 and resumed[3] == 1, "the restart went on from epoch 1's checkpoint"
+    # The restart is recorded: after which epoch, where, and Ray's word for the death.
+    (restart,) = record.trials[0].restarts
+    assert restart["epoch"] == 1 and restart["error"], restart
+    assert restart["node"] == record.trials[0].node and record.trials[0].node is not None
 
 
 def test_errors_raised_by_a_trial_are_not_retried(db_url: str, tmp_path) -> None:
@@ -314,6 +318,7 @@ def test_errors_raised_by_a_trial_are_not_retried(db_url: str, tmp_path) -> None
     )
     assert "toy.py" in trial.user_attrs[ATTR_TRACEBACK]
     assert (tmp_path / "starts").read_text().count("start") == 1, "ran once, not retried"
+    assert "archtune:restarts" not in trial.user_attrs
 
 
 def test_a_trial_trains_data_parallel_on_two_workers(db_url: str, tmp_path) -> None:
