@@ -158,14 +158,19 @@ def _gp(
     deterministic_objective: bool = False,
 ) -> optuna.samplers.BaseSampler:
     # Conditional parameters are sampled independently (at random) by the GP sampler; it
-    # says so once per parameter, which is noise in a study log.
+    # says so once per parameter, which is noise in a study log. Optuna 4.4 (the floor:
+    # its GPSampler is the first to search several objectives) has neither the warning
+    # nor the flag that turns it off; 4.5 added both.
+    quiet = {}
+    if "warn_independent_sampling" in inspect.signature(optuna.samplers.GPSampler).parameters:
+        quiet["warn_independent_sampling"] = False
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.GPSampler(
             seed=seed,
             n_startup_trials=n_startup_trials,
             deterministic_objective=deterministic_objective,
-            warn_independent_sampling=False,
+            **quiet,
         )
 
 
