@@ -6,6 +6,8 @@ Example:
     $ archtune ls
     $ archtune show digits-resnet
     $ archtune report digits-resnet -o report.html
+    $ archtune rm digits-resnet --yes
+    $ archtune export digits-resnet --best --format onnx -o winner
     $ export ARCHTUNE_STORAGE=postgresql://me:s3cret@db.example:5432/studies
     $ archtune ls
 
@@ -21,18 +23,22 @@ import argparse
 import json
 import math
 import os
+import shlex
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
+from studies.names import file_slug
 from studies.storage import DEFAULT_STORAGE, StorageError, open_storage, shown_url
 
 if TYPE_CHECKING:
+    from studies.delete import DeletedStudy
     from studies.records import StudyRecord, TrialRecord
     from studies.study import Study
 
@@ -79,6 +85,16 @@ def _storage(flag: str | None, from_file: bool = False) -> str | None:
     return None if from_file else DEFAULT_STORAGE
 
 
+def _run_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--run-dir",
+        default=None,
+        metavar="DIR",
+        help="where Ray keeps trial directories and checkpoints: on a cluster of several "
+        "hosts, storage every node reaches (NFS path or s3://...; see docs/clusters.md)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="archtune",
@@ -100,12 +116,21 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default=None, help="which experiment, if the file has several")
     p.add_argument("--trials", type=int, default=None, help="override the trial count")
     p.add_argument("--address", default=None, help="auto | ray://HOST:10001 (default: local)")
+    _run_dir_arg(p)
     _storage_arg(p, from_file=True)
 
     p = sub.add_parser("resume", help="continue an interrupted study")
     p.add_argument("name")
     p.add_argument("--trials", type=int, default=None, help="run this many more instead")
     p.add_argument("--address", default=None, help="auto | ray://HOST:10001 (default: local)")
+    _run_dir_arg(p)
+    p.add_argument(
+        "--study-file",
+        default=None,
+        metavar="FILE",
+        help="load the trainer class from this file (a script run as __main__, or a "
+        "study file that moved)",
+    )
     _storage_arg(p)
 
     p = sub.add_parser("ls", help="list the studies in a database")
@@ -117,17 +142,39 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("report", help="write a static HTML report of a study")
     p.add_argument("name")
-    p.add_argument("-o", "--output", default=None, help="HTML file (default NAME.html)")
+    p.add_argument(
+        "-o", "--output", default=None, help="HTML file (default: NAME.html, made file-safe)"
+    )
+    _storage_arg(p)
+
+    p = sub.add_parser("rm", help="delete a study and everything recorded of it")
+    p.add_argument("name")
+    p.add_argument("--yes", action="store_true", help="delete without asking")
+    _storage_arg(p)
+
+    p = sub.add_parser("export", help="write a trial's model file, checkpoint and model card")
+    p.add_argument("name")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--trial", type=int, default=None, metavar="N", help="export trial N")
+    which.add_argument("--best", action="store_true", help="export the best trial (default)")
+    which.add_argument(
+        "--front", action="store_true", help="every trial on the Pareto front, and index.json"
+    )
+    p.add_argument("--format", required=True, metavar="torchscript|onnx|checkpoint")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="directory to write")
+    p.add_argument("--force", action="store_true", help="write into a non-empty DIR")
     _storage_arg(p)
     return parser
 
 
 def _report_path(storage_url: str, name: str) -> str:
+    """The default report file: next to an SQLite database (else here), named by the
+    study's :func:`~studies.names.file_slug`, never by the raw name."""
     url = make_url(storage_url)
     base = "."
     if url.get_backend_name() == "sqlite" and url.database:
         base = os.path.dirname(os.path.abspath(url.database))
-    return os.path.join(base, f"{name}.html")
+    return os.path.join(base, f"{file_slug(name)}.html")
 
 
 def _write_report(storage_url: str, name: str, path: str | None = None) -> str:
@@ -147,11 +194,11 @@ def _print_best(study_name: str, storage_url: str) -> None:
         return
     best = study.best_trial
     if best is None:
-        _out.print(f"No trial of {study_name!r} completed yet.")
+        _out.print(f"No trial of {study_name!r} completed yet.", markup=False)
         return
     _out.print(
-        f"Best trial #{best.number}: {study.objective} = [bold]{best.value:.4f}[/bold] "
-        f"({study.direction})"
+        f"Best trial #{best.number}: {escape(study.objective)} = [bold]{best.value:.4f}"
+        f"[/bold] ({study.direction})"
     )
     _out.print_json(json.dumps(study.best_config()))
 
@@ -160,13 +207,13 @@ def _print_front(study: Study) -> None:
     front = study.best_trials
     names = study.objectives.names
     if not front:
-        _out.print(f"No trial of {study.name!r} completed yet.")
+        _out.print(f"No trial of {study.name!r} completed yet.", markup=False)
         return
     heads = ", ".join(f"{o.name} ({o.direction[:3]})" for o in study.objectives)
-    _out.print(f"Pareto front of {study.name!r}: {len(front)} trial(s); {heads}")
+    _out.print(f"Pareto front of {study.name!r}: {len(front)} trial(s); {heads}", markup=False)
     for t in front:
         values = "  ".join(
-            f"{n} = [bold]{_num(v)}[/bold]" for n, v in zip(names, t.values, strict=True)
+            f"{escape(n)} = [bold]{_num(v)}[/bold]" for n, v in zip(names, t.values, strict=True)
         )
         _out.print(f"  #{t.number}: {values}")
         decisions = "  ".join(f"{k}={_param(v)}" for k, v in sorted(t.params.items()))
@@ -175,7 +222,7 @@ def _print_front(study: Study) -> None:
 
 def _finish_run(study_name: str, storage_url: str) -> None:
     _print_best(study_name, storage_url)
-    _out.print(f"Report: {_write_report(storage_url, study_name)}")
+    _out.print(f"Report: {_write_report(storage_url, study_name)}", markup=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -199,17 +246,72 @@ def cmd_run(args: argparse.Namespace) -> None:
 
     exp = load_experiment(args.study_file, args.name)
     exp = exp.replace(num_trials=args.trials, storage=args.storage)
-    exp.run(address=args.address)
+    exp.run(address=args.address, run_dir=args.run_dir)
     _finish_run(exp.name, exp.storage)
 
 
 def cmd_resume(args: argparse.Namespace) -> None:
     from studies.study import Study
 
-    started = Study.load(args.name, args.storage).resume(args.trials, address=args.address)
+    study = Study.load(args.name, args.storage)
+    started = study.resume(
+        args.trials, address=args.address, study_file=args.study_file, run_dir=args.run_dir
+    )
     if started == 0:
-        _out.print(f"Study {args.name!r} has run all its trials; use --trials N to run more.")
+        _out.print(
+            f"Study {args.name!r} has run all its trials; use --trials N to run more.",
+            markup=False,
+        )
     _finish_run(args.name, args.storage)
+
+
+def cmd_rm(args: argparse.Namespace) -> int:
+    """Delete a study after ``--yes``, or after its name is typed at a terminal."""
+    from studies.study import Study
+
+    name = args.name
+
+    def confirm(trials: int) -> bool:
+        if args.yes:
+            return True
+        if not sys.stdin.isatty():
+            raise ValueError(
+                f"Not deleting study {name!r} ({trials} trials) without confirmation: "
+                f"there is no terminal to ask on. Add --yes: archtune rm {shlex.quote(name)} "
+                "--yes."
+            )
+        _err.print(
+            f"Delete study {name!r} and its {trials} trials from {shown_url(args.storage)}? "
+            "Type its name to confirm:",
+            markup=False,
+            highlight=False,
+        )
+        try:
+            return input("> ") == name
+        except (EOFError, KeyboardInterrupt):
+            return False
+
+    deleted = Study.delete(name, args.storage, confirm=confirm)
+    if deleted is None:
+        _err.print(f"Not deleted: study {name!r} is unchanged.", markup=False, highlight=False)
+        return 1
+    _out.print(_deleted_text(deleted, shown_url(args.storage)), markup=False)
+    return 0
+
+
+def _deleted_text(deleted: DeletedStudy, where: str) -> str:
+    """What ``archtune rm`` says it deleted and where the checkpoints stay."""
+    text = (
+        f"Deleted study {deleted.name!r} from {where}: {deleted.trials} trial(s) and "
+        f"{deleted.metric_rows} metric row(s)."
+    )
+    if deleted.run_dirs:
+        shown = ", ".join(deleted.run_dirs[:3])
+        more = f" and {len(deleted.run_dirs) - 3} more" if len(deleted.run_dirs) > 3 else ""
+        return f"{text} Its checkpoints are left in place, under {shown}{more}."
+    if deleted.run_dir:
+        return f"{text} Files under its run directory {deleted.run_dir} are left in place."
+    return f"{text} It recorded no checkpoints; Ray's run files, if any, are left in place."
 
 
 def _fmt(v: float | None) -> str:
@@ -237,8 +339,8 @@ def cmd_ls(args: argparse.Namespace) -> None:
         )
         best = f"front of {s.front_size}" if len(s.objectives) > 1 else _fmt(s.best_value)
         table.add_row(
-            s.name,
-            objectives,
+            Text(s.name),  # Text, not markup: a name may hold brackets ('[/b]')
+            Text(objectives),
             str(s.n_trials),
             str(s.states.get("COMPLETE", 0)),
             str(s.states.get("PRUNED", 0)),
@@ -269,18 +371,26 @@ def cmd_show(args: argparse.Namespace) -> None:
 
 
 def _trials_table(record: StudyRecord, trials: list[TrialRecord], title: str | None) -> Table:
-    """One row per trial: state, objective value(s), epochs, seconds, params, error."""
+    """One row per trial: state, objective value(s), epochs, seconds, params, error; the
+    node each ran on when the study ran on several, and Ray's restarts when there were."""
     names = sorted({k for t in record.trials for k in t.params})
     heads = [f"{o} ({d[:3]})" for o, d in zip(record.objectives, record.directions, strict=True)]
+    nodes = len({t.node for t in record.trials if t.node}) > 1
+    restarts = any(t.restarts for t in record.trials)
     table = Table(
         "#",
         "state",
-        *(heads if record.multi else [record.objective]),
+        *map(escape, heads if record.multi else [record.objective]),
         "epochs",
         "seconds",
-        *names,
+        *(["node"] if nodes else []),
+        *(["restarts"] if restarts else []),
+        *map(escape, names),
         "error",
-        title=title or f"{record.name}: {record.objective} ({record.direction})",
+        title=Text(
+            title or f"{record.name}: {record.objective} ({record.direction})",
+            style="table.title",
+        ),
     )
     for t in trials:
         if record.multi:
@@ -298,8 +408,10 @@ def _trials_table(record: StudyRecord, trials: list[TrialRecord], title: str | N
             *values,
             str(_epochs(t)),
             "-" if t.duration_s is None else f"{t.duration_s:.1f}",
-            *[_param(t.params.get(n)) for n in names],
-            t.error or "",
+            *([Text(t.node or "-")] if nodes else []),
+            *([str(len(t.restarts))] if restarts else []),
+            *[Text(_param(t.params.get(n))) for n in names],
+            Text(t.error or ""),
         )
     return table
 
@@ -327,7 +439,30 @@ def _param(v: object) -> str:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
-    _out.print(f"Report: {_write_report(args.storage, args.name, args.output)}")
+    _out.print(f"Report: {_write_report(args.storage, args.name, args.output)}", markup=False)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from studies.study import Study
+    from trainers.export import check_format
+
+    check_format(args.format)  # before the database is opened
+    study = Study.load(args.name, args.storage)
+    for e in study.export(
+        args.output, args.format, trial=args.trial, front=args.front, force=args.force
+    ):
+        card = json.loads(e.card.read_text())
+        names = [p.name for p in (e.model_file, e.checkpoint, e.card) if p is not None]
+        check = (
+            "not verified: onnxruntime is not installed"
+            if e.max_abs_diff is None
+            else f"outputs match PyTorch's, largest difference {e.max_abs_diff:.1e}"
+        )
+        _out.print(
+            f"Trial #{card['trial']} -> {e.directory}: {', '.join(names)} ({check})", markup=False
+        )
+    if args.front:
+        _out.print(f"Index: {os.path.join(args.output, 'index.json')}", markup=False)
 
 
 COMMANDS = {
@@ -337,6 +472,8 @@ COMMANDS = {
     "ls": cmd_ls,
     "show": cmd_show,
     "report": cmd_report,
+    "rm": cmd_rm,
+    "export": cmd_export,
 }
 
 
@@ -345,13 +482,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     import optuna
 
     from studies.experiment import StudyFileError
+    from studies.recorder import InfeasibleSearch
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     args = _parser().parse_args(argv)
     args.storage = _storage(args.storage, from_file=args.command == "run")
+    errors = (ValueError, TypeError, KeyError, StorageError, StudyFileError, ConnectionError)
     try:
-        COMMANDS[args.command](args)
-    except (ValueError, TypeError, KeyError, StorageError, StudyFileError, ConnectionError) as e:
+        status = COMMANDS[args.command](args)
+    except (*errors, InfeasibleSearch) as e:
         if os.environ.get("ARCHTUNE_DEBUG"):
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
@@ -369,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             "Continue with `archtune resume NAME`."
         )
         return 130
-    return 0
+    return status or 0
 
 
 if __name__ == "__main__":

@@ -83,9 +83,11 @@ from studies.records import (
     ATTR_ARCH_ID,
     ATTR_ERROR,
     ATTR_INTERRUPTED,
+    ATTR_NODE,
     ATTR_PROPOSED,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
+    ATTR_RESTARTS,
     ATTR_RESUMED_FROM,
     ATTR_STATS,
     ATTR_TRACEBACK,
@@ -94,6 +96,7 @@ from studies.records import (
 from studies.storage import Storage
 from studies.trial import (
     ERROR_KEY,
+    NODE_KEY,
     RESUME_KEY,
     RESUME_REPORT_KEY,
     TRACEBACK_KEY,
@@ -104,6 +107,22 @@ from trainers.base import ATTR_CHECKPOINT
 
 TRACEBACK_LIMIT = 20_000
 MAX_REJECTIONS = 1000  # proposals in a row rejected or repeated before the search stops
+MAX_INFEASIBLE = 100
+"""Proposals in a row that break the constraints before the run fails
+(:class:`InfeasibleSearch`). Each costs the driver one model-statistics computation and
+one FAIL row, and a controller that learns from constraints (TPE, NSGA-II) finds the
+feasible region in tens of proposals when there is one; a random search of a space
+where 5% of the configurations are feasible breaks them 100 times in a row with
+probability 0.6%. 1,000 in a row wrote 1,000 FAIL trials and ended the run as if it had
+succeeded. Repeats of completed trials do not count (they met the constraints)."""
+
+
+class InfeasibleSearch(RuntimeError):
+    """The search stopped because :data:`MAX_INFEASIBLE` proposals in a row broke the
+    space's constraints. The trials the run recorded (the rejected ones included, FAIL
+    with their reason) stay recorded; ``archtune run`` and ``resume`` exit with status 2.
+    """
+
 
 Listener = Callable[[optuna.trial.FrozenTrial], None]
 
@@ -121,6 +140,7 @@ class OpenTrial:
         checkpoint: Directory of its last checkpoint.
         stats: The network's statistics computed before training (constraints, costs).
         recorded: Epochs already recorded (an interrupted trial going on): not again.
+        node: Where it last reported from (``"hostname (ip)"``).
     """
 
     trial: optuna.Trial
@@ -131,6 +151,7 @@ class OpenTrial:
     checkpoint: str | None = None
     stats: dict[str, float] | None = None
     recorded: set[int] = field(default_factory=set)
+    node: str | None = None
 
 
 class Recorder:
@@ -193,6 +214,7 @@ class Recorder:
         self.restarted = 0  # interrupted trials handed out again
         self.interrupted = 0  # open trials this run left interrupted
         self.stopped: str | None = None  # why the search stopped early, if it did
+        self.infeasible: InfeasibleSearch | None = None  # set when constraints stopped it
         self.stop_reason: str | None = None  # why the run is stopping (a signal), if it is
         self._adopt = list(adopt)
         self._open: dict[str, OpenTrial] = {}  # by Ray's trial id
@@ -214,7 +236,9 @@ class Recorder:
         Proposals that break the space's constraints are recorded FAIL (with the reason
         in ``archtune:rejected``) without training, repeats of completed configurations
         are answered from the record (with ``reuse``), and the controller is asked
-        again; after :data:`MAX_REJECTIONS` such proposals in a row the search stops.
+        again; after :data:`MAX_REJECTIONS` such proposals in a row the search stops
+        (converged), after :data:`MAX_INFEASIBLE` rejections in a row it stops and
+        :attr:`infeasible` says why (the run then raises it).
         With ``resume``, a repeat of a stopped configuration goes on from its checkpoint.
         """
         if self.asked >= self.num_trials:
@@ -225,8 +249,9 @@ class Recorder:
         """:meth:`ask`, on the writer thread (after every earlier write)."""
         if self._adopt:
             return self._adopted(key, self._adopt.pop(0))
-        rejected = 0
-        for _ in range(MAX_REJECTIONS):
+        rejected = repeated = 0  # in a row; a repeat met the constraints once
+        reasons: list[str] = []
+        while rejected < MAX_INFEASIBLE and rejected + repeated < MAX_REJECTIONS:
             trial = self.study.ask()
             flat = suggest(trial, self.space)
             config = self.space.unflatten(flat)
@@ -235,6 +260,7 @@ class Recorder:
             earlier = self._history.completed().get(config_key) if self.reuse else None
             if earlier is not None:
                 self._answer_from_record(trial, arch_id, earlier)
+                repeated, rejected = repeated + rejected + 1, 0
                 continue
             stats: dict[str, float] | None = None
             try:
@@ -261,21 +287,42 @@ class Recorder:
             if stats:
                 set_constraints(trial, constraint_values(self.space, stats))
             self.study.tell(trial, state=TrialState.FAIL)
-        if rejected:
+        self._stop_search(rejected, repeated, "; ".join(reasons))
+        return None
+
+    def _stop_search(self, rejected: int, repeated: int, last_reason: str) -> None:
+        """Say why the search stops (:attr:`stopped`): the constraints broken ``rejected``
+        times in a row, the last for ``last_reason`` (also :attr:`infeasible`, an error),
+        or ``repeated`` earlier proposals repeated completed trials first (converged)."""
+        constraints = [c.to_json() for c in self.space.constraints]
+        if rejected and not repeated:
+            before = (
+                f"this run had started {self.asked} trial(s) before"
+                if self.asked
+                else "this run trained no trial"
+            )
             self.stopped = (
-                f"{MAX_REJECTIONS} proposals in a row broke the constraints "
-                f"{[c.to_json() for c in self.space.constraints]} or repeated completed "
-                f"trials ({rejected} broke the constraints); loosen them or narrow the space."
+                f"The search stopped: {rejected} proposals in a row broke the constraints "
+                f"{constraints} (the last: {last_reason}), {before}; they are recorded "
+                "FAIL, untrained. To go on, loosen them or narrow the space to networks "
+                "that meet them."
+            )
+            self.infeasible = InfeasibleSearch(self.stopped)
+        elif rejected:
+            total = rejected + repeated
+            self.stopped = (
+                f"{total} proposals in a row broke the constraints {constraints} or "
+                f"repeated completed trials ({rejected} broke the constraints); loosen them "
+                "or narrow the space."
             )
         else:
             done = len(self._history.completed())
             self.stopped = (
-                f"The controller proposed {MAX_REJECTIONS} completed configurations in a row "
+                f"The controller proposed {repeated} completed configurations in a row "
                 f"({done} distinct ones are done): the search has converged "
                 "or the space is used up. Widen the space or pick another controller; pass "
                 "reuse_finished=False to train repeats anyway (e.g. to average noise)."
             )
-        return None
 
     def _adopted(self, key: str, frozen: optuna.trial.FrozenTrial) -> dict[str, Any]:
         """An interrupted trial, going on: its configuration (with the checkpoint to go on
@@ -352,6 +399,10 @@ class Recorder:
         if state.last_step == step:
             return  # Ray repeats the last result when the trial completes.
         state.last_step = step
+        node = node_of(result)
+        if node is not None and node != state.node:  # its first report, or a move
+            state.node = node
+            self._writer.submit(state.trial.set_user_attr, ATTR_NODE, node)
         if step in state.recorded:
             return  # recorded before an interruption, trained again from scratch
         metrics = {k: v for k, v in result.items() if k in reported_keys(result)}
@@ -407,6 +458,18 @@ class Recorder:
         if state is not None:
             state.checkpoint = path
             self._writer.submit(state.trial.set_user_attr, ATTR_CHECKPOINT, path)
+
+    def restart(self, key: str, error: str) -> None:
+        """Ray restarts trial ``key`` (from its last checkpoint) after its worker failed
+        with ``error``: appended to ``archtune:restarts`` with where it ran and how far."""
+        state = self._open.get(key)
+        if state is not None:
+            entry = {"error": error, "node": state.node, "epoch": state.last_step}
+            self._writer.submit(self._write_restart, state.trial, entry)
+
+    @staticmethod
+    def _write_restart(trial: optuna.Trial, entry: dict[str, Any]) -> None:
+        trial.set_user_attr(ATTR_RESTARTS, [*(trial.user_attrs.get(ATTR_RESTARTS) or []), entry])
 
     def fail(self, key: str, error: str, traceback: str | None = None) -> None:
         """Trial ``key`` failed: keep the reason, then tell FAIL."""
@@ -498,3 +561,22 @@ class Recorder:
         frozen = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
         if self.on_finish is not None:
             self.on_finish(frozen)
+
+
+def node_of(result: Mapping[str, Any]) -> str | None:
+    """Where a Ray result came from, ``"hostname (ip)"``, from the keys Ray adds to it,
+    with the start of the Ray node id when the trial reported it (several Ray nodes may
+    share a host).
+
+    Example:
+        >>> node_of({"hostname": "gpu-3", "node_ip": "10.0.0.7", "val_acc": 0.9})
+        'gpu-3 (10.0.0.7)'
+        >>> node_of({"hostname": "gpu-3", "node_ip": "10.0.0.7", "archtune_node": "9f3ab2c4d5e6"})
+        'gpu-3 (10.0.0.7, node 9f3ab2c4)'
+    """
+    host, ip = result.get("hostname"), result.get("node_ip")
+    node = result.get(NODE_KEY)
+    parts = [p for p in (ip, f"node {node[:8]}" if isinstance(node, str) else None) if p]
+    if not host:
+        return ", ".join(parts) or None
+    return f"{host} ({', '.join(parts)})" if parts else str(host)

@@ -22,8 +22,11 @@ from typing import TYPE_CHECKING, Any
 import optuna
 
 from spaces import SearchSpace
+from studies.cluster import check_cluster, is_uri
+from studies.names import file_slug
 from studies.objectives import Objective, Objectives
 from studies.progress import TrialProgress
+from studies.ray_start import start_ray
 from studies.recorder import Recorder
 from studies.settings import RunSettings
 from studies.storage import DEFAULT_STORAGE, StorageError
@@ -47,33 +50,8 @@ def trainer_id(trainer: Trainer) -> str:
         >>> trainer_id(a) == trainer_id(ImageClassifier(epochs=2)), trainer_id(a) == trainer_id(b)
         (True, False)
     """
-    text = json.dumps(trainer.to_json(), sort_keys=True, default=str)
+    text = json.dumps(trainer.identity(), sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
-
-
-def _start_ray(address: str | None, resources: dict[str, float]) -> bool:
-    """Connect to or start Ray; return True if this call started it (and must stop it)."""
-    import ray
-
-    if ray.is_initialized():
-        return False
-    kwargs: dict[str, Any] = dict(
-        address=address,
-        include_dashboard=False,
-        log_to_driver=False,
-        logging_level=logging.ERROR,
-        configure_logging=True,
-    )
-    if address is None:
-        kwargs["num_cpus"] = max(os.cpu_count() or 1, int(resources.get("cpu", 1)))
-    try:
-        ray.init(**kwargs)
-    except ConnectionError as e:
-        raise ConnectionError(
-            f"Cannot reach a Ray cluster at {address!r}: {e}. Start one with `ray start "
-            "--head`, check the address, or leave --address out to run locally."
-        ) from e
-    return True
 
 
 def _scheduler(settings: RunSettings, trainer: Trainer) -> Any:
@@ -100,15 +78,54 @@ def storage_failed(study: str, error: BaseException) -> StorageError:
     )
 
 
-def _default_run_dir(study: Study) -> str:
+def _default_run_dir(storage_url: str) -> str:
     from sqlalchemy.engine import make_url
 
-    url = make_url(study.storage.url)
+    url = make_url(storage_url)
     if url.get_backend_name() == "sqlite" and url.database:
         base = os.path.dirname(os.path.abspath(url.database))
     else:
         base = os.path.expanduser("~")
     return os.path.join(base, "archtune_runs")
+
+
+def run_path(settings: RunSettings, storage_url: str) -> str:
+    """Where Ray keeps the run's trial directories: ``settings.run_dir`` (a path made
+    absolute, or a URI as given), else a folder next to a SQLite file, else in ``~``."""
+    path = settings.run_dir or _default_run_dir(storage_url)
+    return path if is_uri(path) else os.path.abspath(path)
+
+
+_ray_held = 0  # ray_for_run blocks open in this process (an inner one only passes)
+
+
+@contextlib.contextmanager
+def ray_for_run(settings: RunSettings, storage_url: str) -> Iterator[None]:
+    """Ray, up and checked for a run: connected or started here (and stopped at the end
+    if it was), then the cluster checked (:func:`studies.cluster.check_cluster`), before
+    the caller writes anything. Nested blocks (``Experiment.run`` around ``Study.run``)
+    connect and check once.
+
+    Raises:
+        studies.ray_start.RayUnreachable: when no cluster answers at the address.
+        studies.cluster.ClusterMismatch / ValueError: when the trials could never run.
+    """
+    import ray
+
+    global _ray_held
+    if _ray_held:
+        yield
+        return
+    ours = not ray.is_initialized()  # a Ray this run starts is this run's to stop
+    _ray_held += 1
+    try:
+        start_ray(settings.address, settings.resources_per_trial)
+        check_cluster(settings.resources_per_trial, run_path(settings, storage_url))
+        yield
+    finally:
+        _ray_held -= 1
+        if ours and ray.is_initialized():  # also one cut off while it started
+            ray.shutdown()
 
 
 def _stats_fn(trainer: Trainer, space: SearchSpace) -> Any:
@@ -187,8 +204,6 @@ def _run(
     adopt: Sequence[optuna.trial.FrozenTrial],
     lease: Lease | None,
 ) -> None:
-    import ray
-
     from studies.interrupt import RunInterrupted, SignalStop
 
     objectives: Objectives = study.objectives
@@ -214,12 +229,10 @@ def _run(
 
     lost = lease.lost.is_set if lease is not None else None
     stop = SignalStop(on_signal=on_signal, also=lost)
-    ours = not ray.is_initialized()  # a Ray this run starts is this run's to stop
     levels = {name: logging.getLogger(name).level for name in _QUIET_LOGGERS}
     for name in _QUIET_LOGGERS:
         logging.getLogger(name).setLevel(logging.CRITICAL)
     try:
-        _start_ray(settings.address, settings.resources_per_trial)
         trainer.prepare()
         tuner = _tuner(study, trainer, space, settings, scheduled, recorder, stop)
         if adopt:
@@ -244,17 +257,18 @@ def _run(
                 f"Another process took over study {study.name!r} (it found this driver's "
                 "lease gone stale); this run stopped, its running trials left interrupted."
             )
-        bar.summary(recorder.rejected, recorder.stopped, recorder.repeated)
+        stopped = None if recorder.infeasible else recorder.stopped  # the error says it
+        bar.summary(recorder.rejected, stopped, recorder.repeated)
     except BaseException:
         _close(recorder, study.name, raising=True)
         raise
     else:
         _close(recorder, study.name, raising=False)
+        if recorder.infeasible is not None:  # the constraints rejected every proposal
+            raise recorder.infeasible
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
-        if ours and ray.is_initialized():  # also one cut off while it started
-            ray.shutdown()
 
 
 def _close(recorder: Recorder, study: str, raising: bool) -> None:
@@ -281,6 +295,7 @@ def _tuner(
     """Ray Tune's ``Tuner`` for the run: the recorder as searcher and callback."""
     from ray import tune
 
+    from studies._compat import CheckpointConfig, FailureConfig, RunConfig
     from studies.trial import make_trainable
     from studies.tune_adapter import RecorderCallback, RecorderSearcher
 
@@ -301,17 +316,17 @@ def _tuner(
             max_concurrent_trials=settings.max_concurrent,
             reuse_actors=True,
         ),
-        run_config=tune.RunConfig(
-            name=f"{study.name}-{len(study.trials)}",
-            storage_path=os.path.abspath(settings.run_dir or _default_run_dir(study)),
+        run_config=RunConfig(
+            name=f"{file_slug(study.name)}-{len(study.trials)}",
+            storage_path=run_path(settings, study.storage.url),
             verbose=0,
             stop=stop,
             callbacks=[RecorderCallback(recorder)],
             # Two kept: the newest may be recorded a moment after Ray wrote it, and an
             # interrupted trial goes on from the one recorded.
-            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            checkpoint_config=CheckpointConfig(num_to_keep=2),
             # Restarts (from the last checkpoint) of trials whose worker died; errors
             # raised by a trial's own code end it FAIL at once (studies.trial).
-            failure_config=tune.FailureConfig(max_failures=settings.max_retries),
+            failure_config=FailureConfig(max_failures=settings.max_retries),
         ),
     )

@@ -16,8 +16,8 @@ from __future__ import annotations
 import dataclasses
 import json
 import warnings
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import optuna
 from optuna.trial import TrialState
@@ -26,6 +26,7 @@ from search.optuna_access import study_id, trial_id
 from search.spec import importable
 from spaces import SearchSpace
 from studies.lease import Lease, refuse_if_driven
+from studies.names import check_study_name
 from studies.objectives import Objectives
 from studies.plan import Controller, check_study_args, plan_run, run_settings
 from studies.records import (
@@ -45,6 +46,9 @@ from studies.records import (
 from studies.settings import RunSettings, load_run_record, run_record
 from studies.storage import DEFAULT_STORAGE, Storage, open_storage, writing
 from trainers import Trainer, trainer_from_json
+
+if TYPE_CHECKING:
+    from studies.delete import DeletedStudy
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -74,7 +78,10 @@ class Study:
         """Create a study in the database at ``storage``.
 
         Args:
-            name: Unique name of the study in that database.
+            name: Unique name of the study in that database: 1 to 512 characters, no
+                control characters, no spaces at either end
+                (:func:`studies.names.check_study_name`). Files made from it use
+                :func:`studies.names.file_slug`.
             space: What to search.
             objective: Name of the reported metric to optimise, e.g. ``"val_acc"``, or a
                 list of them for a multi-objective study, e.g. ``["val_acc", "params"]``
@@ -88,6 +95,7 @@ class Study:
             ValueError: on a bad argument, or an existing study that differs.
             studies.storage.StorageError: when the database cannot be opened.
         """
+        check_study_name(name)
         objectives = check_study_args(name, space, objective, direction)
         db = open_storage(storage)
         if name in optuna.get_all_study_names(db.optuna):
@@ -124,6 +132,47 @@ class Study:
         if ATTR_SPACE not in inner.user_attrs:
             raise ValueError(f"Study {name!r} was not created by archtune (it has no space).")
         return cls(inner, db)
+
+    @classmethod
+    def delete(
+        cls,
+        name: str,
+        storage: str = DEFAULT_STORAGE,
+        confirm: Callable[[int], bool] | None = None,
+    ) -> DeletedStudy | None:
+        """Delete study ``name``: Optuna's study (trials, values, attributes) and every
+        row archtune keeps for it (per-epoch metrics, driver leases). Checkpoints and
+        Ray's files under the run directory are left where they are.
+
+        While it deletes, this process holds the study's driver lease, so no run starts
+        on it half-way.
+
+        Args:
+            name: The study.
+            storage: The database URL.
+            confirm: Called with the study's trial count once the study is known to
+                exist and no driver runs it, before anything is written; nothing is
+                deleted unless it returns True. Default: delete.
+
+        Returns:
+            What was deleted, or None when ``confirm`` said no.
+
+        Raises:
+            KeyError: if the database has no study of that name (the message lists them).
+            studies.lease.DriverAlive: if a live driver runs the study.
+            studies.storage.StorageError: when the database cannot be written.
+
+        Example:
+            >>> import os, tempfile
+            >>> from spaces import Float, SearchSpace
+            >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "archtune.db")
+            >>> _ = Study.create("old", SearchSpace({"x": Float(0, 1)}), "score", storage=url)
+            >>> Study.delete("old", url).trials
+            0
+        """
+        from studies.delete import delete_study
+
+        return delete_study(name, storage, confirm)
 
     def _check_same(self, space: SearchSpace, objectives: Objectives) -> None:
         if self.space != space:
@@ -287,10 +336,13 @@ class Study:
             ValueError / TypeError: on a bad argument, before anything is written or run.
             studies.lease.DriverAlive: if another live driver runs the study (one driver
                 per study; the message says which process).
+            studies.ray_start.RayUnreachable: when no Ray cluster answers at ``address``.
+            studies.cluster.ClusterMismatch: when the cluster can never place a trial or
+                a node cannot reach the run directory (checked before the run is recorded).
             studies.interrupt.RunInterrupted: when Ctrl-C or SIGTERM stopped the run; the
                 trials it left unfinished go on at the next run or resume.
         """
-        from studies.runner import run_on_ray
+        from studies.runner import ray_for_run, run_on_ray
 
         overrides = {
             "num_trials": num_trials,
@@ -310,14 +362,17 @@ class Study:
         with writing(self.storage, f"start a run of study {self.name!r}"):
             lease = Lease.acquire(self.storage, study_id(self._study), self.name)
         try:
-            with writing(self.storage, f"record the run of study {self.name!r}"):
-                interrupted = self._settle_running_trials(trainer)
-                self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
-                record = run_record(settings, plan.spec, self.n_trained())
-                self._study.set_user_attr(ATTR_RUN, json.dumps(record))
-            self._study.sampler = plan.sampler
-            scheduled = plan.scheduled or self.objectives[0]
-            run_on_ray(self, trainer, space, settings, scheduled, progress, interrupted, lease)
+            # Ray up and the cluster checked before the run is recorded: a run the
+            # cluster can never carry changes nothing in the study.
+            with ray_for_run(settings, self.storage.url):
+                with writing(self.storage, f"record the run of study {self.name!r}"):
+                    interrupted = self._settle_running_trials(trainer)
+                    self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
+                    record = run_record(settings, plan.spec, self.n_trained())
+                    self._study.set_user_attr(ATTR_RUN, json.dumps(record))
+                self._study.sampler = plan.sampler
+                scheduled = plan.scheduled or self.objectives[0]
+                run_on_ray(self, trainer, space, settings, scheduled, progress, interrupted, lease)
         finally:
             lease.release()
 
@@ -353,6 +408,8 @@ class Study:
         address: str | None = None,
         progress: bool = True,
         controller: Controller = None,
+        study_file: str | None = None,
+        run_dir: str | None = None,
     ) -> int:
         """Continue an interrupted run with the trainer and settings it was started with.
 
@@ -366,12 +423,19 @@ class Study:
             progress: Show a progress bar.
             controller: The controller to go on with, when the stored one cannot be
                 rebuilt (a sampler class defined in a script); default: the stored one.
+            study_file: A study file to load the trainer class from: the script a
+                trainer defined in ``__main__`` came from, or the new place of a study
+                file that moved (see :func:`trainers.trainer_from_json`).
+            run_dir: Where Ray keeps this run's trial directories instead of the stored
+                one (e.g. shared storage, to go on on a cluster; see docs/clusters.md).
+                Interrupted trials still go on from their recorded checkpoints.
 
         Returns:
             The number of trials started by this call.
 
         Raises:
-            ValueError: if the study was never run, or its controller cannot be rebuilt.
+            ValueError: if the study was never run, or its controller or trainer cannot
+                be rebuilt (the message says how to fix it).
             studies.lease.DriverAlive: if a live driver runs the study.
         """
         if ATTR_RUN not in self._study.user_attrs:
@@ -386,7 +450,8 @@ class Study:
                 "the sampler with search.register_controller in an importable module."
             )
         refuse_if_driven(self.storage, study_id(self._study), self.name, "resume it")
-        trainer = trainer_from_json(json.loads(self._study.user_attrs[ATTR_TRAINER]))
+        stored = json.loads(self._study.user_attrs[ATTR_TRAINER])
+        trainer = trainer_from_json(stored, study_file=study_file)
         # run() checks everything else before it writes anything. Interrupted trials are
         # not trained yet: they count in what remains, and go first.
         remaining = finished_before + settings.num_trials - self.n_trained()
@@ -395,8 +460,32 @@ class Study:
         if remaining <= 0:
             return 0
         settings = dataclasses.replace(settings, num_trials=remaining, address=address)
+        if run_dir is not None:
+            settings = dataclasses.replace(settings, run_dir=run_dir)
         self.run(trainer, controller or spec, settings, progress=progress)
         return remaining
+
+    # Export ------------------------------------------------------------------------
+    def export(
+        self,
+        directory: str,
+        format: str,
+        *,
+        trial: int | None = None,
+        front: bool = False,
+        force: bool = False,
+    ) -> list[Any]:
+        """Write the best trial's (or trial ``trial``'s, or the Pareto front's) model
+        file, slim checkpoint and model card into ``directory``; see
+        :func:`studies.export.export_study`, which this calls.
+
+        Example:
+            >>> study.export("winner", "onnx")  # doctest: +SKIP
+            [ExportedModel(directory=PosixPath('winner'), format='onnx', ...)]
+        """
+        from studies.export import export_study
+
+        return export_study(self, directory, format, trial=trial, front=front, force=force)
 
     def __repr__(self) -> str:
         return f"Study(name={self.name!r}, storage={self.storage.shown!r})"

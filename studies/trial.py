@@ -14,10 +14,10 @@ import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from ray import tune
 from ray.exceptions import RayActorError
 
 from spaces.space import SearchSpace
+from studies._compat import Checkpoint, get_checkpoint, report
 from trainers.base import Trainer
 from trainers.distributed import WorkerDied
 
@@ -31,6 +31,9 @@ TRACEBACK_KEY = "archtune_traceback"
 # Ray lets it go on, and a stop ends it there).
 RESUME_KEY = "archtune_resume_from"
 RESUME_REPORT_KEY = "archtune_resume_report"
+# The Ray node id a report came from: hostname and IP, which Ray adds, do not tell apart
+# several Ray nodes on one host (containers, ``ray.cluster_utils.Cluster``).
+NODE_KEY = "archtune_node"
 
 
 # What Ray Tune adds to every result (time_total_s, pid, ...), not the trainer's metrics.
@@ -53,6 +56,7 @@ _RAY_KEYS = frozenset(
         "config",
         "experiment_tag",
         "archtune_keys",
+        NODE_KEY,
     }
 )
 
@@ -87,30 +91,37 @@ class TuneSession:
     def report(
         self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None
     ) -> None:
-        payload = {**metrics, "archtune_keys": list(metrics)}
+        payload = {**metrics, "archtune_keys": list(metrics), NODE_KEY: _node_id()}
         if checkpoint is None:
-            tune.report(payload)
+            report(payload)
             return
         from trainers.checkpoint import CHECKPOINT_FILE, save_checkpoint  # imports torch
 
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(checkpoint, os.path.join(tmp, CHECKPOINT_FILE))
-            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(tmp))
+            report(payload, checkpoint=Checkpoint.from_directory(tmp))
 
     def restore(self) -> dict[str, Any] | None:
-        checkpoint = tune.get_checkpoint()
+        checkpoint = get_checkpoint()
         if checkpoint is None:
             return None if self.resume_from is None else _load(self.resume_from)
         with checkpoint.as_directory() as d:
             return _load(d)
 
 
+def _node_id() -> str | None:
+    import ray
+
+    return ray.get_runtime_context().get_node_id() if ray.is_initialized() else None
+
+
 def _load(directory: str) -> dict[str, Any]:
-    import torch
+    """The checkpoint dict in a Ray checkpoint directory, loaded with ``weights_only=True``
+    (a resumed trial never unpickles code; see :func:`trainers.checkpoint.safe_load`). The
+    trainer checks what it holds (any trainer's dict of tensors and plain values)."""
+    from trainers.checkpoint import CHECKPOINT_FILE, safe_load  # imports torch
 
-    from trainers.checkpoint import CHECKPOINT_FILE
-
-    return torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=False)
+    return safe_load(os.path.join(directory, CHECKPOINT_FILE))
 
 
 def make_trainable(
@@ -134,7 +145,7 @@ def make_trainable(
         again = config.pop(RESUME_REPORT_KEY, None)
         try:
             if again:
-                tune.report({**again, "archtune_keys": list(again)})
+                report({**again, "archtune_keys": list(again)})
             trainer.run(config, space, session)
         except (RayActorError, WorkerDied):
             raise  # a data-parallel worker of the trial died: Ray retries the trial
@@ -142,7 +153,7 @@ def make_trainable(
             # An error raised by the trial's own code (NaN loss, out of memory, a bad
             # configuration) would happen again on a retry: report it and end the trial,
             # so Ray's retries (FailureConfig) are spent only on workers that died.
-            tune.report(
+            report(
                 {
                     ERROR_KEY: f"{type(e).__name__}: {e}"[:500],
                     TRACEBACK_KEY: traceback.format_exc(),
