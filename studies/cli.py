@@ -26,7 +26,8 @@ import os
 import shlex
 import sys
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -39,8 +40,8 @@ from studies.storage import DEFAULT_STORAGE, StorageError, open_storage, shown_u
 
 if TYPE_CHECKING:
     from studies.delete import DeletedStudy
+    from studies.reads import StudyReader
     from studies.records import StudyRecord, TrialRecord
-    from studies.study import Study
 
 
 class _Out:
@@ -136,8 +137,18 @@ def _parser() -> argparse.ArgumentParser:
     p = sub.add_parser("ls", help="list the studies in a database")
     _storage_arg(p)
 
-    p = sub.add_parser("show", help="show a study's trials and best configuration")
+    p = sub.add_parser("show", help="show a study's best trials and best configuration")
     p.add_argument("name")
+    p.add_argument(
+        "--limit", type=int, default=SHOW_LIMIT, help=f"trials listed (default {SHOW_LIMIT})"
+    )
+    p.add_argument("--all", action="store_true", help="list every trial, in trial order")
+    p.add_argument(
+        "--state",
+        default=None,
+        choices=["COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", "INTERRUPTED"],
+        help="list only the trials in this state (default: the complete ones, best first)",
+    )
     _storage_arg(p)
 
     p = sub.add_parser("report", help="write a static HTML report of a study")
@@ -177,40 +188,54 @@ def _report_path(storage_url: str, name: str) -> str:
     return os.path.join(base, f"{file_slug(name)}.html")
 
 
+SHOW_LIMIT = 25  # trials `archtune show` lists unless told otherwise
+
+
+def _reader(storage_url: str) -> StudyReader:
+    """The read path every view of the CLI goes through (:mod:`studies.reads`)."""
+    from studies.reads import StudyReader
+
+    return StudyReader(open_storage(storage_url))
+
+
 def _write_report(storage_url: str, name: str, path: str | None = None) -> str:
     from dashboard import write_report
-    from studies.records import load_study_record
 
-    record = load_study_record(open_storage(storage_url), name)
+    record = _reader(storage_url).load_record(name)
     return str(write_report(record, path or _report_path(storage_url, name)))
 
 
 def _print_best(study_name: str, storage_url: str) -> None:
-    from studies.study import Study
-
-    study = Study.load(study_name, storage_url)
-    if study.objectives.multi:
-        _print_front(study)
+    reader = _reader(storage_url)
+    head = reader.study(study_name)
+    if head.multi:
+        _print_front(head, reader.front(study_name))
         return
-    best = study.best_trial
-    if best is None:
+    best = reader.best(study_name)
+    if best is None or best.value is None:
         _out.print(f"No trial of {study_name!r} completed yet.", markup=False)
         return
     _out.print(
-        f"Best trial #{best.number}: {escape(study.objective)} = [bold]{best.value:.4f}"
-        f"[/bold] ({study.direction})"
+        f"Best trial #{best.number}: {escape(head.objective)} = [bold]{best.value:.4f}"
+        f"[/bold] ({head.direction})"
     )
-    _out.print_json(json.dumps(study.best_config()))
+    _out.print_json(json.dumps(_config(head, best.params), default=str))
 
 
-def _print_front(study: Study) -> None:
-    front = study.best_trials
-    names = study.objectives.names
+def _config(head: StudyRecord, params: dict[str, Any]) -> dict[str, Any]:
+    """A trial's nested configuration (its flat params, for a study without a space)."""
+    from spaces import SearchSpace
+
+    return SearchSpace.from_json(head.space).unflatten(params) if head.space else params
+
+
+def _print_front(head: StudyRecord, front: list[TrialRecord]) -> None:
+    names = head.objectives
     if not front:
-        _out.print(f"No trial of {study.name!r} completed yet.", markup=False)
+        _out.print(f"No trial of {head.name!r} completed yet.", markup=False)
         return
-    heads = ", ".join(f"{o.name} ({o.direction[:3]})" for o in study.objectives)
-    _out.print(f"Pareto front of {study.name!r}: {len(front)} trial(s); {heads}", markup=False)
+    heads = ", ".join(f"{o} ({d[:3]})" for o, d in zip(names, head.directions, strict=True))
+    _out.print(f"Pareto front of {head.name!r}: {len(front)} trial(s); {heads}", markup=False)
     for t in front:
         values = "  ".join(
             f"{escape(n)} = [bold]{_num(v)}[/bold]" for n, v in zip(names, t.values, strict=True)
@@ -328,12 +353,18 @@ def _num(v: float | None) -> str:
 
 
 def cmd_ls(args: argparse.Namespace) -> None:
-    from studies.records import list_studies
-
     table = Table(
-        "study", "objective", "trials", "complete", "pruned", "failed", "best", "started (UTC)"
+        "study",
+        "objective",
+        "trials",
+        "complete",
+        "pruned",
+        "failed",
+        "best",
+        "controller",
+        "started (UTC)",
     )
-    for s in list_studies(open_storage(args.storage)):
+    for s in _reader(args.storage).summaries():
         objectives = ", ".join(
             f"{o} ({d[:3]})" for o, d in zip(s.objectives, s.directions, strict=True)
         )
@@ -346,6 +377,7 @@ def cmd_ls(args: argparse.Namespace) -> None:
             str(s.states.get("PRUNED", 0)),
             str(s.states.get("FAIL", 0)),
             best,
+            Text(s.controller or "-"),
             s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-",
         )
     if table.row_count == 0:
@@ -355,19 +387,44 @@ def cmd_ls(args: argparse.Namespace) -> None:
 
 
 def cmd_show(args: argparse.Namespace) -> None:
-    from studies.records import load_study_record
-
-    record = load_study_record(open_storage(args.storage), args.name)
-    if record.multi:
-        front = record.front
-        _out.print(_trials_table(record, front, f"{record.name}: Pareto front"))
-        on_front = {t.number for t in front}
-        rest = [t for t in record.trials if t.number not in on_front]
-        _out.print(_trials_table(record, rest, f"{record.name}: the other trials"))
-        _print_best(args.name, args.storage)
+    """A page of the study's trials (read in SQL, whatever the study's size): the
+    complete ones best first (several objectives: the front, then the others by the
+    first objective), or those in ``--state``, or ``--all`` in trial order."""
+    if args.limit < 1:
+        raise ValueError(f"--limit must be at least 1, got {args.limit}.")
+    reader = _reader(args.storage)
+    name = args.name
+    if args.all:
+        record = reader.load_record(name)
+        _out.print(_trials_table(record, record.trials, None))
+        _print_best(name, args.storage)
         return
-    _out.print(_trials_table(record, record.trials, None))
-    _print_best(args.name, args.storage)
+    head = reader.study(name)
+    first = head.direction == "maximize"
+    front = reader.front(name) if head.multi and args.state is None else []
+    if front:
+        _out.print(_trials_table(replace(head, trials=front), front, f"{name}: Pareto front"))
+    state = args.state or "COMPLETE"
+    page = reader.page(name, 0, args.limit + len(front), "value", descending=first, state=state)
+    on_front = {t.number for t in front}
+    rest = [t for t in page.record.trials if t.number not in on_front][: args.limit]
+    what = "the other trials" if front else f"{state.lower()} trials, best first"
+    title = f"{name}: {what} ({len(rest)} of {page.total - len(front)})"
+    _out.print(_trials_table(replace(head, trials=rest), rest, title))
+    _print_counts(reader, name)
+    _print_best(name, args.storage)
+
+
+def _print_counts(reader: StudyReader, name: str) -> None:
+    """One line: the study's trials by state, and how to list the others."""
+    summary = next((s for s in reader.summaries() if s.name == name), None)
+    if summary is None:
+        return
+    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary.states.items()))
+    _out.print(
+        f"{summary.n_trials} trials ({counts}); --state STATE or --all lists others.",
+        markup=False,
+    )
 
 
 def _trials_table(record: StudyRecord, trials: list[TrialRecord], title: str | None) -> Table:

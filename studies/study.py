@@ -41,7 +41,6 @@ from studies.records import (
     ATTR_TRAINER,
     ATTR_TRAINER_ID,
     StudyRecord,
-    load_study_record,
 )
 from studies.settings import RunSettings, load_run_record, run_record
 from studies.storage import DEFAULT_STORAGE, Storage, open_storage, writing
@@ -272,7 +271,9 @@ class Study:
 
     def record(self) -> StudyRecord:
         """A read-only snapshot of the study with every metric (for views)."""
-        return load_study_record(self.storage, self.name)
+        from studies.reads import StudyReader
+
+        return StudyReader(self.storage).load_record(self.name)
 
     def n_finished(self) -> int:
         """How many trials have ended (complete, pruned or failed)."""

@@ -237,3 +237,31 @@ def test_demo_names_its_database_without_the_password(
     assert "recorded in postgresql://u:***@127.0.0.1:1/db" in captured.out
     assert "Cannot open storage postgresql://u:***@127.0.0.1:1/db" in captured.err
     assert "secret" not in captured.out + captured.err
+
+
+def test_show_lists_a_page_best_first_and_any_state_or_all(tmp_path: Path, capsys) -> None:
+    # A plain Optuna study (any RDB study opens): 30 trials, x = 0 .. 29, every 10th failed.
+    db = f"sqlite:///{tmp_path / 'plain.db'}"
+    study = optuna.create_study(study_name="plain", storage=db, direction="maximize")
+    for i in range(30):
+        trial = study.ask()
+        trial.suggest_float("x", 0.0, 100.0)
+        if i % 10 == 0:
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, float(i))
+    capsys.readouterr()
+    assert main(["show", "plain", "--limit", "3", "--storage", db]) == 0
+    out = capsys.readouterr().out
+    rows = [ln.split("│")[1].strip() for ln in out.splitlines() if ln.startswith("│")]
+    assert rows == ["29", "28", "27"], "the 3 best complete trials, best first"
+    assert "(3 of 27)" in out and "30 trials (27 complete, 3 fail)" in out
+    assert "Best trial #29: value = 29.0000" in out
+    assert main(["show", "plain", "--state", "FAIL", "--storage", db]) == 0
+    out = capsys.readouterr().out
+    rows = [ln.split("│")[1].strip() for ln in out.splitlines() if ln.startswith("│")]
+    assert sorted(rows, key=int) == ["0", "10", "20"]
+    assert main(["show", "plain", "--all", "--storage", db]) == 0
+    rows = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("│")]
+    assert len(rows) == 30
+    assert main(["show", "plain", "--limit", "0", "--storage", db]) == 2
