@@ -235,6 +235,7 @@ def _run(
     try:
         trainer.prepare()
         tuner = _tuner(study, trainer, space, settings, scheduled, recorder, stop)
+        _continuing(study, bar, settings.num_trials)
         if adopt:
             bar.note(
                 f"Continuing {study.name!r}: {len(adopt)} interrupted trial(s) go on first, "
@@ -269,6 +270,25 @@ def _run(
     finally:
         for name, level in levels.items():
             logging.getLogger(name).setLevel(level)
+
+
+def _continuing(study: Study, bar: TrialProgress, more: int) -> None:
+    """Say that a run continues a study that has trials, and start the bar from its best."""
+    from studies.reads import StudyReader
+
+    reader = StudyReader(study.storage)
+    summary = next((s for s in reader.summaries() if s.name == study.name), None)
+    if summary is None or summary.n_trials == 0:
+        return
+    if study.objectives.multi:
+        bar.start_from(None, [t.values for t in reader.front(study.name) if t.values])
+    else:
+        best = reader.best(study.name)
+        bar.start_from(None if best is None else best.value, [])
+    bar.note(
+        f"Continuing study {study.name!r}: {summary.n_trials} trials recorded, "
+        f"running {more} more."
+    )
 
 
 def _close(recorder: Recorder, study: str, raising: bool) -> None:

@@ -101,9 +101,14 @@ def test_run_then_ls_show_report_resume(tmp_path: Path, capsys) -> None:
     path = _study_file(tmp_path)
     db = f"sqlite:///{tmp_path / 'cli.db'}"
     assert main(["run", str(path), "--trials", "3"]) == 0
-    out = capsys.readouterr().out
+    out, err = capsys.readouterr()
     assert "Best trial #" in out
     assert len(optuna.load_study(study_name="cli-study", storage=db).trials) == 3
+    # Not a terminal (captured, as in a CI log): one line per finished trial, as it ends.
+    lines = [ln for ln in err.splitlines() if ln.startswith("cli-study: trial ")]
+    assert [ln.split("[")[1].split("]")[0] for ln in lines] == ["1/3", "2/3", "3/3"], err
+    assert all("val_acc" in ln and "best val_acc: " in ln for ln in lines)
+    assert "Continuing" not in err
 
     assert main(["ls", "--storage", db]) == 0
     out = capsys.readouterr().out
@@ -119,8 +124,14 @@ def test_run_then_ls_show_report_resume(tmp_path: Path, capsys) -> None:
 
     assert main(["resume", "cli-study", "--storage", db]) == 0
     assert "has run all its trials" in capsys.readouterr().out
+    best = optuna.load_study(study_name="cli-study", storage=db).best_value
     assert main(["resume", "cli-study", "--trials", "1", "--storage", db]) == 0
     assert len(optuna.load_study(study_name="cli-study", storage=db).trials) == 4
+    err = capsys.readouterr().err
+    assert "Continuing study 'cli-study': 3 trials recorded, running 1 more." in err
+    (line,) = [ln for ln in err.splitlines() if ln.startswith("cli-study: trial 3 ")]
+    shown = float(line.split("best val_acc: ")[1].split()[0])
+    assert shown >= round(best, 4) - 1e-9, "the line shows the study's best, not the run's"
 
 
 @pytest.mark.parametrize(
