@@ -362,7 +362,7 @@ def cmd_ls(args: argparse.Namespace) -> None:
         "failed",
         "best",
         "controller",
-        "started (UTC)",
+        "started",
     )
     for s in _reader(args.storage).summaries():
         objectives = ", ".join(

@@ -14,10 +14,14 @@ Example:
     143
     >>> "archtune resume demo" in str(error)
     True
+    >>> "`archtune resume 'my study' --storage sqlite:///a.db`" in str(
+    ...     RunInterrupted("my study", signal.SIGINT, 0, "sqlite:///a.db"))
+    True
 """
 
 from __future__ import annotations
 
+import shlex
 import signal
 import threading
 from collections.abc import Callable
@@ -59,10 +63,10 @@ class RunInterrupted(KeyboardInterrupt):
             if self.interrupted
             else "no trial was running"
         )
-        where = f" --storage {self.storage}" if self.storage else ""
+        where = f" --storage {shlex.quote(self.storage)}" if self.storage else ""
         return (
             f"Study {self.study!r} stopped by {name}; finished trials are recorded, "
-            f"{running}. Continue with `archtune resume {self.study}{where}`."
+            f"{running}. Continue with `archtune resume {shlex.quote(self.study)}{where}`."
         )
 
 

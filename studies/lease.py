@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import socket
 import threading
 from dataclasses import dataclass
@@ -128,7 +129,7 @@ def refuse_if_driven(storage: Storage, study_id: int, study_name: str, doing: st
         raise DriverAlive(
             f"Study {study_name!r} is being run by a live driver, {live[0].describe()}; "
             f"cannot {doing} while it runs. Wait for it to finish, or stop it (Ctrl-C) and "
-            f"then `archtune resume {study_name}`."
+            f"then `archtune resume {shlex.quote(study_name)}`."
         )
 
 

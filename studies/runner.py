@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 import os
+import shlex
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -74,7 +75,8 @@ def storage_failed(study: str, error: BaseException) -> StorageError:
     return StorageError(
         f"The study database failed during the run of {study!r} ({reason}); the run "
         "stopped. Finished trials are recorded; the trials that were running go on from "
-        f"their checkpoints with `archtune resume {study}` once the database works again."
+        f"their checkpoints with `archtune resume {shlex.quote(study)}` once the database "
+        "works again."
     )
 
 
