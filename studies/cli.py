@@ -21,41 +21,24 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shlex
 import sys
 from collections.abc import Sequence
-from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
 from rich.text import Text
 from sqlalchemy.engine import make_url
 
+from studies.cli_views import SHOW_LIMIT, cmd_ls, cmd_show, open_reader, out, print_best
 from studies.names import file_slug
-from studies.storage import DEFAULT_STORAGE, StorageError, open_storage, shown_url
+from studies.storage import DEFAULT_STORAGE, StorageError, shown_url
 
 if TYPE_CHECKING:
     from studies.delete import DeletedStudy
-    from studies.reads import StudyReader
-    from studies.records import StudyRecord, TrialRecord
 
 
-class _Out:
-    """Standard output, resolved at each print (tests and pipes swap sys.stdout).
-
-    Piped output is not wrapped at 80 columns: tables stay one row per trial.
-    """
-
-    def __getattr__(self, name: str):
-        width = None if sys.stdout.isatty() else 200
-        return getattr(Console(file=sys.stdout, width=width), name)
-
-
-_out = _Out()
 _err = Console(stderr=True, soft_wrap=True)
 
 STORAGE_ENV = "ARCHTUNE_STORAGE"
@@ -188,66 +171,16 @@ def _report_path(storage_url: str, name: str) -> str:
     return os.path.join(base, f"{file_slug(name)}.html")
 
 
-SHOW_LIMIT = 25  # trials `archtune show` lists unless told otherwise
-
-
-def _reader(storage_url: str) -> StudyReader:
-    """The read path every view of the CLI goes through (:mod:`studies.reads`)."""
-    from studies.reads import StudyReader
-
-    return StudyReader(open_storage(storage_url))
-
-
 def _write_report(storage_url: str, name: str, path: str | None = None) -> str:
     from dashboard import write_report
 
-    record = _reader(storage_url).load_record(name)
+    record = open_reader(storage_url).load_record(name)
     return str(write_report(record, path or _report_path(storage_url, name)))
 
 
-def _print_best(study_name: str, storage_url: str) -> None:
-    reader = _reader(storage_url)
-    head = reader.study(study_name)
-    if head.multi:
-        _print_front(head, reader.front(study_name))
-        return
-    best = reader.best(study_name)
-    if best is None or best.value is None:
-        _out.print(f"No trial of {study_name!r} completed yet.", markup=False)
-        return
-    _out.print(
-        f"Best trial #{best.number}: {escape(head.objective)} = [bold]{best.value:.4f}"
-        f"[/bold] ({head.direction})"
-    )
-    _out.print_json(json.dumps(_config(head, best.params), default=str))
-
-
-def _config(head: StudyRecord, params: dict[str, Any]) -> dict[str, Any]:
-    """A trial's nested configuration (its flat params, for a study without a space)."""
-    from spaces import SearchSpace
-
-    return SearchSpace.from_json(head.space).unflatten(params) if head.space else params
-
-
-def _print_front(head: StudyRecord, front: list[TrialRecord]) -> None:
-    names = head.objectives
-    if not front:
-        _out.print(f"No trial of {head.name!r} completed yet.", markup=False)
-        return
-    heads = ", ".join(f"{o} ({d[:3]})" for o, d in zip(names, head.directions, strict=True))
-    _out.print(f"Pareto front of {head.name!r}: {len(front)} trial(s); {heads}", markup=False)
-    for t in front:
-        values = "  ".join(
-            f"{escape(n)} = [bold]{_num(v)}[/bold]" for n, v in zip(names, t.values, strict=True)
-        )
-        _out.print(f"  #{t.number}: {values}")
-        decisions = "  ".join(f"{k}={_param(v)}" for k, v in sorted(t.params.items()))
-        _out.print(f"    {decisions}", markup=False)
-
-
 def _finish_run(study_name: str, storage_url: str) -> None:
-    _print_best(study_name, storage_url)
-    _out.print(f"Report: {_write_report(storage_url, study_name)}", markup=False)
+    print_best(study_name, storage_url)
+    out.print(f"Report: {_write_report(storage_url, study_name)}", markup=False)
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
@@ -256,7 +189,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
     exp = demo_experiment(epochs=args.epochs, num_trials=args.trials, storage=args.storage)
     controller = controller_spec(exp.controller)[0].name
-    _out.print(
+    out.print(
         f"archtune demo: {exp.settings.num_trials} trials of a ResNet space on digits, "
         f"{exp.trainer.max_epochs} epochs each, {controller} + {exp.settings.scheduler} on "
         f"Ray Tune, recorded in {shown_url(exp.storage)}",
@@ -283,7 +216,7 @@ def cmd_resume(args: argparse.Namespace) -> None:
         args.trials, address=args.address, study_file=args.study_file, run_dir=args.run_dir
     )
     if started == 0:
-        _out.print(
+        out.print(
             f"Study {args.name!r} has run all its trials; use --trials N to run more.",
             markup=False,
         )
@@ -320,7 +253,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
     if deleted is None:
         _err.print(f"Not deleted: study {name!r} is unchanged.", markup=False, highlight=False)
         return 1
-    _out.print(_deleted_text(deleted, shown_url(args.storage)), markup=False)
+    out.print(_deleted_text(deleted, shown_url(args.storage)), markup=False)
     return 0
 
 
@@ -339,164 +272,8 @@ def _deleted_text(deleted: DeletedStudy, where: str) -> str:
     return f"{text} It recorded no checkpoints; Ray's run files, if any, are left in place."
 
 
-def _fmt(v: float | None) -> str:
-    return "-" if v is None else ("nan" if math.isnan(v) else f"{v:.4f}")
-
-
-def _num(v: float | None) -> str:
-    """A value in 4 significant figures: accuracies and parameter counts alike."""
-    if v is None:
-        return "-"
-    if math.isnan(v):
-        return "nan"
-    return f"{v:.4f}" if abs(v) < 10 else f"{v:.4g}"
-
-
-def cmd_ls(args: argparse.Namespace) -> None:
-    table = Table(
-        "study",
-        "objective",
-        "trials",
-        "complete",
-        "pruned",
-        "failed",
-        "best",
-        "controller",
-        "started",
-    )
-    for s in _reader(args.storage).summaries():
-        objectives = ", ".join(
-            f"{o} ({d[:3]})" for o, d in zip(s.objectives, s.directions, strict=True)
-        )
-        best = f"front of {s.front_size}" if len(s.objectives) > 1 else _fmt(s.best_value)
-        table.add_row(
-            Text(s.name),  # Text, not markup: a name may hold brackets ('[/b]')
-            Text(objectives),
-            str(s.n_trials),
-            str(s.states.get("COMPLETE", 0)),
-            str(s.states.get("PRUNED", 0)),
-            str(s.states.get("FAIL", 0)),
-            best,
-            Text(s.controller or "-"),
-            s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-",
-        )
-    if table.row_count == 0:
-        _out.print(f"No studies in {shown_url(args.storage)}.", markup=False)
-    else:
-        _out.print(table)
-
-
-def cmd_show(args: argparse.Namespace) -> None:
-    """A page of the study's trials (read in SQL, whatever the study's size): the
-    complete ones best first (several objectives: the front, then the others by the
-    first objective), or those in ``--state``, or ``--all`` in trial order."""
-    if args.limit < 1:
-        raise ValueError(f"--limit must be at least 1, got {args.limit}.")
-    reader = _reader(args.storage)
-    name = args.name
-    if args.all:
-        record = reader.load_record(name)
-        _out.print(_trials_table(record, record.trials, None))
-        _print_best(name, args.storage)
-        return
-    head = reader.study(name)
-    first = head.direction == "maximize"
-    front = reader.front(name) if head.multi and args.state is None else []
-    if front:
-        _out.print(_trials_table(replace(head, trials=front), front, f"{name}: Pareto front"))
-    state = args.state or "COMPLETE"
-    page = reader.page(name, 0, args.limit + len(front), "value", descending=first, state=state)
-    on_front = {t.number for t in front}
-    rest = [t for t in page.record.trials if t.number not in on_front][: args.limit]
-    what = "the other trials" if front else f"{state.lower()} trials, best first"
-    title = f"{name}: {what} ({len(rest)} of {page.total - len(front)})"
-    _out.print(_trials_table(replace(head, trials=rest), rest, title))
-    _print_counts(reader, name)
-    _print_best(name, args.storage)
-
-
-def _print_counts(reader: StudyReader, name: str) -> None:
-    """One line: the study's trials by state, and how to list the others."""
-    summary = next((s for s in reader.summaries() if s.name == name), None)
-    if summary is None:
-        return
-    counts = ", ".join(f"{n} {state.lower()}" for state, n in sorted(summary.states.items()))
-    _out.print(
-        f"{summary.n_trials} trials ({counts}); --state STATE or --all lists others.",
-        markup=False,
-    )
-
-
-def _trials_table(record: StudyRecord, trials: list[TrialRecord], title: str | None) -> Table:
-    """One row per trial: state, objective value(s), epochs, seconds, params, error; the
-    node each ran on when the study ran on several, and Ray's restarts when there were."""
-    names = sorted({k for t in record.trials for k in t.params})
-    heads = [f"{o} ({d[:3]})" for o, d in zip(record.objectives, record.directions, strict=True)]
-    nodes = len({t.node for t in record.trials if t.node}) > 1
-    restarts = any(t.restarts for t in record.trials)
-    table = Table(
-        "#",
-        "state",
-        *map(escape, heads if record.multi else [record.objective]),
-        "epochs",
-        "seconds",
-        *(["node"] if nodes else []),
-        *(["restarts"] if restarts else []),
-        *map(escape, names),
-        "error",
-        title=Text(
-            title or f"{record.name}: {record.objective} ({record.direction})",
-            style="table.title",
-        ),
-    )
-    for t in trials:
-        if record.multi:
-            values = (
-                [_num(v) for v in t.values]
-                if t.values
-                else [_last(t, n) for n in record.objectives]
-            )
-        else:
-            values = [_fmt(t.value)]
-        trained = t.state in ("COMPLETE", "PRUNED")
-        table.add_row(
-            str(t.number),
-            t.state if t.feasible or not trained else f"{t.state} (infeasible)",
-            *values,
-            str(_epochs(t)),
-            "-" if t.duration_s is None else f"{t.duration_s:.1f}",
-            *([Text(t.node or "-")] if nodes else []),
-            *([str(len(t.restarts))] if restarts else []),
-            *[Text(_param(t.params.get(n))) for n in names],
-            Text(t.error or ""),
-        )
-    return table
-
-
-def _last(t: TrialRecord, name: str) -> str:
-    """A stopped trial's last reported value of ``name`` and its epoch, e.g. ``0.93@2``."""
-    series = t.metrics.get(name) if t.state == "PRUNED" else None
-    if not series:
-        return "-"
-    step, value = series[-1]
-    return f"{_num(value)}@{step}"
-
-
-def _epochs(t: TrialRecord) -> int:
-    """The last epoch a trial reported (Optuna's intermediate values, else its metrics)."""
-    if t.intermediate:
-        return max(t.intermediate)
-    return max((step for series in t.metrics.values() for step, _ in series), default=0)
-
-
-def _param(v: object) -> str:
-    if isinstance(v, float):
-        return f"{v:.4g}"
-    return "-" if v is None else str(v)
-
-
 def cmd_report(args: argparse.Namespace) -> None:
-    _out.print(f"Report: {_write_report(args.storage, args.name, args.output)}", markup=False)
+    out.print(f"Report: {_write_report(args.storage, args.name, args.output)}", markup=False)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
@@ -515,11 +292,11 @@ def cmd_export(args: argparse.Namespace) -> None:
             if e.max_abs_diff is None
             else f"outputs match PyTorch's, largest difference {e.max_abs_diff:.1e}"
         )
-        _out.print(
+        out.print(
             f"Trial #{card['trial']} -> {e.directory}: {', '.join(names)} ({check})", markup=False
         )
     if args.front:
-        _out.print(f"Index: {os.path.join(args.output, 'index.json')}", markup=False)
+        out.print(f"Index: {os.path.join(args.output, 'index.json')}", markup=False)
 
 
 COMMANDS = {
