@@ -40,6 +40,7 @@ from studies.records import (
     ATTR_ARCH_ID,
     ATTR_ERROR,
     ATTR_NODE,
+    ATTR_OVERHEAD,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
     ATTR_RESTARTS,
@@ -154,6 +155,7 @@ TRIAL_ATTRS = (
     ATTR_STATS,
     ATTR_NODE,
     ATTR_RESTARTS,
+    ATTR_OVERHEAD,
 )
 """The trial user attributes a :class:`~studies.records.TrialRecord` holds; no other is read."""
 
@@ -382,4 +384,5 @@ def record_of(
         constraints=list(parts.constraints.values()),
         node=a.get(ATTR_NODE),
         restarts=list(a.get(ATTR_RESTARTS) or []),
+        overhead=a.get(ATTR_OVERHEAD),
     )

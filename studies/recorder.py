@@ -42,6 +42,10 @@ only forward events to it, so the rules below are in one place:
   checkpoint. The per-epoch metric rows of the epochs before it stay with the trial it
   went on from.
 
+- **Overhead**: where each trial's time went (propose, queue, start-up, train,
+  record; :mod:`studies.overhead`), from the wall-clock times each report carries, is
+  written once, in ``archtune:overhead``, when the trial is told or left interrupted.
+
 - **Interrupted** trials: when a run stops before they end (Ctrl-C, SIGTERM, an error
   outside them), :meth:`Recorder.interrupt_open_trials` leaves them RUNNING, marked
   ``archtune:interrupted`` (the reasons, one per interruption): they are not failures and
@@ -65,6 +69,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -79,11 +84,13 @@ from spaces.optuna_adapter import suggest
 from studies.costs import constraint_values, proposal_stats, records_constraints, violations
 from studies.history import ConfigKey, Done, Stopped, TrialHistory
 from studies.objectives import Objectives
+from studies.overhead import Overhead, TrialClock
 from studies.records import (
     ATTR_ARCH_ID,
     ATTR_ERROR,
     ATTR_INTERRUPTED,
     ATTR_NODE,
+    ATTR_OVERHEAD,
     ATTR_PROPOSED,
     ATTR_REJECTED,
     ATTR_REPEAT_OF,
@@ -141,6 +148,7 @@ class OpenTrial:
         stats: The network's statistics computed before training (constraints, costs).
         recorded: Epochs already recorded (an interrupted trial going on): not again.
         node: Where it last reported from (``"hostname (ip)"``).
+        clock: Where its time went so far (:mod:`studies.overhead`).
     """
 
     trial: optuna.Trial
@@ -152,6 +160,7 @@ class OpenTrial:
     stats: dict[str, float] | None = None
     recorded: set[int] = field(default_factory=set)
     node: str | None = None
+    clock: TrialClock = field(default_factory=TrialClock)
 
 
 class Recorder:
@@ -248,10 +257,14 @@ class Recorder:
     def _propose(self, key: str) -> dict[str, Any] | None:
         """:meth:`ask`, on the writer thread (after every earlier write)."""
         if self._adopt:
-            return self._adopted(key, self._adopt.pop(0))
+            began = time.time()
+            config = self._adopted(key, self._adopt.pop(0))
+            self._open[key].clock.proposed(began)
+            return config
         rejected = repeated = 0  # in a row; a repeat met the constraints once
         reasons: list[str] = []
         while rejected < MAX_INFEASIBLE and rejected + repeated < MAX_REJECTIONS:
+            began = time.time()
             trial = self.study.ask()
             flat = suggest(trial, self.space)
             config = self.space.unflatten(flat)
@@ -259,7 +272,7 @@ class Recorder:
             config_key = params_key(trial.params)  # as stored: constants are not params
             earlier = self._history.completed().get(config_key) if self.reuse else None
             if earlier is not None:
-                self._answer_from_record(trial, arch_id, earlier)
+                self._answer_from_record(trial, arch_id, earlier, began)
                 repeated, rejected = repeated + rejected + 1, 0
                 continue
             stats: dict[str, float] | None = None
@@ -280,12 +293,15 @@ class Recorder:
                 state = OpenTrial(trial, config, config_key, stats=stats)
                 self._open[key] = state
                 self.asked += 1
-                return self._resumed(state)
+                config = self._resumed(state)
+                state.clock.proposed(began)
+                return config
             self.rejected += 1
             rejected += 1
             trial.set_user_attr(ATTR_REJECTED, "; ".join(reasons))
             if stats:
                 set_constraints(trial, constraint_values(self.space, stats))
+            trial.set_user_attr(ATTR_OVERHEAD, Overhead(time.time() - began).to_json())
             self.study.tell(trial, state=TrialState.FAIL)
         self._stop_search(rejected, repeated, "; ".join(reasons))
         return None
@@ -331,6 +347,8 @@ class Recorder:
         config = self.space.unflatten(suggest(trial, self.space))  # the values it has
         state = OpenTrial(trial, config, params_key(trial.params))
         state.stats = frozen.user_attrs.get(ATTR_STATS)
+        # What its interrupted runs took: this run adds its own to it.
+        state.clock.earlier = Overhead.recorded(frozen.user_attrs.get(ATTR_OVERHEAD))
         state.curve = self._history.curves([frozen])[frozen.number]
         state.recorded = set(state.curve)
         checkpoint = frozen.user_attrs.get(ATTR_CHECKPOINT)
@@ -366,10 +384,14 @@ class Recorder:
         again = {"epoch": last, self.scheduled: stopped.curve[last]}
         return {**state.config, RESUME_KEY: stopped.checkpoint, RESUME_REPORT_KEY: again}
 
-    def _answer_from_record(self, trial: optuna.Trial, arch_id: str, earlier: Done) -> None:
-        """Tell a repeated proposal COMPLETE with the result of the trial it repeats."""
+    def _answer_from_record(
+        self, trial: optuna.Trial, arch_id: str, earlier: Done, began: float
+    ) -> None:
+        """Tell a repeated proposal (asked at ``began``) COMPLETE with the result of the
+        trial it repeats."""
         self.repeated += 1
         attrs: dict[str, Any] = {ATTR_ARCH_ID: arch_id, ATTR_REPEAT_OF: earlier.number}
+        attrs[ATTR_OVERHEAD] = Overhead(time.time() - began).to_json()
         if self.trainer_id is not None:
             attrs[ATTR_TRAINER_ID] = self.trainer_id
         if earlier.checkpoint is not None:
@@ -392,6 +414,7 @@ class Recorder:
         state = self._open.get(key)
         if state is None:
             return
+        state.clock.seen(result, error=ERROR_KEY in result)
         if ERROR_KEY in result:
             self.fail(key, str(result[ERROR_KEY]), traceback=result.get(TRACEBACK_KEY))
             return
@@ -427,6 +450,7 @@ class Recorder:
         if state is None:
             return
         result = result or {}
+        state.clock.seen(result, final=True)
         step = int(result.get("epoch", result.get("training_iteration", 0)))
         full = step >= self.budget(state.config)
         needed = list(self.objectives.names) if full else [self.scheduled]
@@ -464,6 +488,7 @@ class Recorder:
         with ``error``: appended to ``archtune:restarts`` with where it ran and how far."""
         state = self._open.get(key)
         if state is not None:
+            state.clock.restarted()
             entry = {"error": error, "node": state.node, "epoch": state.last_step}
             self._writer.submit(self._write_restart, state.trial, entry)
 
@@ -497,16 +522,18 @@ class Recorder:
         opened = list(self._open.items())
         if not self._writer.failed:  # else they stay RUNNING unmarked, as after a crash
             for _key, state in opened:
-                self._writer.submit(self._write_interrupted, state.trial, reason)
+                overhead = state.clock.overhead().to_json()
+                self._writer.submit(self._write_interrupted, state.trial, reason, overhead)
         self._open.clear()
         self.interrupted += len(opened)
         return len(opened)
 
     @staticmethod
-    def _write_interrupted(trial: optuna.Trial, reason: str) -> None:
+    def _write_interrupted(trial: optuna.Trial, reason: str, overhead: dict[str, float]) -> None:
         earlier = trial.user_attrs.get(ATTR_INTERRUPTED) or []
         if earlier[-1:] != [reason]:  # written once, even when tried again
             trial.set_user_attr(ATTR_INTERRUPTED, [*earlier, reason])
+        trial.set_user_attr(ATTR_OVERHEAD, overhead)  # the next run adds its own to it
 
     @property
     def write_error(self) -> BaseException | None:
@@ -544,7 +571,9 @@ class Recorder:
             # Known at once, so a repeat asked before the write lands is still answered.
             done = Done(trial.trial.number, values, trial.checkpoint, constraints)
             self._history.completed().setdefault(trial.key, done)
-        self._writer.submit(self._write_tell, trial.trial, state, values, attrs, constraints)
+        self._writer.submit(
+            self._write_tell, trial.trial, state, values, attrs, constraints, trial.clock
+        )
 
     def _write_tell(
         self,
@@ -553,9 +582,12 @@ class Recorder:
         values: list[float] | None,
         attrs: dict[str, str],
         constraints: dict[str, float],
+        clock: TrialClock,
     ) -> None:
         for name, text in attrs.items():
             trial.set_user_attr(name, text)
+        # Measured now, once every earlier write of the trial landed: its record lag.
+        trial.set_user_attr(ATTR_OVERHEAD, clock.overhead().to_json())
         if constraints:
             set_constraints(trial, constraints)
         frozen = self.study.tell(trial, values=values, state=state, skip_if_finished=True)

@@ -43,6 +43,7 @@ ATTR_PROPOSED = "archtune:proposed"  # written last: the proposal is whole (it m
 ATTR_CUT_OFF = "archtune:cut_off"  # FAIL: interrupted and could not go on (not charged)
 ATTR_NODE = "archtune:node"  # where the trial last reported from: "hostname (ip)"
 ATTR_RESTARTS = "archtune:restarts"  # Ray's restarts of it: [{"error", "node", "epoch"}]
+ATTR_OVERHEAD = "archtune:overhead"  # where its time went (studies.overhead), written at its end
 # ATTR_CHECKPOINT ("archtune:checkpoint") is defined in trainers.base, which reads it.
 
 
@@ -75,6 +76,10 @@ class TrialRecord:
         node: Where it last ran, ``"hostname (ip)"`` (None before its first report).
         restarts: Ray's restarts of it after its worker died, oldest first, each
             ``{"error": ..., "node": ..., "epoch": last epoch recorded before}``.
+        overhead: Where its time went, in seconds (``propose_s``, ``queue_s``,
+            ``startup_s``, ``train_s``, ``record_s``, and the counts ``epochs``, ``runs``;
+            see :mod:`studies.overhead`), recorded when it ended (or was left
+            interrupted); None while it runs, and for older studies' or plain Optuna ones.
     """
 
     number: int
@@ -94,6 +99,7 @@ class TrialRecord:
     constraints: list[float] = field(default_factory=list)
     node: str | None = None
     restarts: list[dict[str, Any]] = field(default_factory=list)
+    overhead: dict[str, float] | None = None
 
     def __post_init__(self) -> None:
         if self.values is None and self.state == "COMPLETE" and self.value is not None:
@@ -234,6 +240,7 @@ def trial_record(
         node=t.user_attrs.get(ATTR_NODE),
         restarts=list(t.user_attrs.get(ATTR_RESTARTS) or []),
         constraints=list(constraints_of(t).values()),
+        overhead=t.user_attrs.get(ATTR_OVERHEAD),
     )
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,6 +19,7 @@ from ray.exceptions import RayActorError
 
 from spaces.space import SearchSpace
 from studies._compat import Checkpoint, get_checkpoint, report
+from studies.overhead import SENT_KEY, TIMING_KEYS, stamps
 from trainers.base import Trainer
 from trainers.distributed import WorkerDied
 
@@ -34,6 +36,9 @@ RESUME_REPORT_KEY = "archtune_resume_report"
 # The Ray node id a report came from: hostname and IP, which Ray adds, do not tell apart
 # several Ray nodes on one host (containers, ``ray.cluster_utils.Cluster``).
 NODE_KEY = "archtune_node"
+# Each report also carries the worker's wall-clock times (studies.overhead.TIMING_KEYS:
+# when the trainable started, when training started, when it was sent), from which the
+# driver records where the trial's time went.
 
 
 # What Ray Tune adds to every result (time_total_s, pid, ...), not the trainer's metrics.
@@ -57,6 +62,7 @@ _RAY_KEYS = frozenset(
         "experiment_tag",
         "archtune_keys",
         NODE_KEY,
+        *TIMING_KEYS,
     }
 )
 
@@ -82,16 +88,27 @@ class TuneSession:
         workers: Data-parallel workers the trial runs on (``trainers.distributed``).
         resume_from: Checkpoint directory of a stopped trial to go on from, when Ray has
             no checkpoint of this trial's own (a restart after a lost worker has one).
+        started: Wall-clock time (``time.time()``) the trainable started; default now.
+
+    Attributes:
+        ready: When training started: the trainer's first :meth:`restore` returned
+            (None before; a trainer that never calls it starts training at ``started``).
     """
 
-    def __init__(self, workers: int = 1, resume_from: str | None = None) -> None:
+    def __init__(
+        self, workers: int = 1, resume_from: str | None = None, started: float | None = None
+    ) -> None:
         self.workers = workers
         self.resume_from = resume_from
+        self.started = time.time() if started is None else started
+        self.ready: float | None = None
 
     def report(
         self, metrics: Mapping[str, float], checkpoint: dict[str, Any] | None = None
     ) -> None:
+        ready = self.started if self.ready is None else self.ready
         payload = {**metrics, "archtune_keys": list(metrics), NODE_KEY: _node_id()}
+        payload.update(stamps(self.started, ready))
         if checkpoint is None:
             report(payload)
             return
@@ -99,14 +116,19 @@ class TuneSession:
 
         with tempfile.TemporaryDirectory() as tmp:
             save_checkpoint(checkpoint, os.path.join(tmp, CHECKPOINT_FILE))
+            payload[SENT_KEY] = time.time()  # saving the checkpoint was part of the epoch
             report(payload, checkpoint=Checkpoint.from_directory(tmp))
 
     def restore(self) -> dict[str, Any] | None:
-        checkpoint = get_checkpoint()
-        if checkpoint is None:
-            return None if self.resume_from is None else _load(self.resume_from)
-        with checkpoint.as_directory() as d:
-            return _load(d)
+        try:
+            checkpoint = get_checkpoint()
+            if checkpoint is None:
+                return None if self.resume_from is None else _load(self.resume_from)
+            with checkpoint.as_directory() as d:
+                return _load(d)
+        finally:
+            if self.ready is None:  # the first call: start-up ends, training starts
+                self.ready = time.time()
 
 
 def _node_id() -> str | None:
@@ -137,15 +159,16 @@ def make_trainable(
     """
 
     def archtune_trial(config: dict) -> None:
+        started = time.time()
         torch = sys.modules.get("torch")  # loaded by a torch trainer when it was unpickled
         if torch is not None:
             torch.set_num_threads(max(1, threads))
         config = dict(config)
-        session = TuneSession(workers, resume_from=config.pop(RESUME_KEY, None))
+        session = TuneSession(workers, resume_from=config.pop(RESUME_KEY, None), started=started)
         again = config.pop(RESUME_REPORT_KEY, None)
         try:
-            if again:
-                report({**again, "archtune_keys": list(again)})
+            if again:  # before training: no ready time
+                report({**again, "archtune_keys": list(again), **stamps(started)})
             trainer.run(config, space, session)
         except (RayActorError, WorkerDied):
             raise  # a data-parallel worker of the trial died: Ray retries the trial
@@ -158,6 +181,7 @@ def make_trainable(
                     ERROR_KEY: f"{type(e).__name__}: {e}"[:500],
                     TRACEBACK_KEY: traceback.format_exc(),
                     "archtune_keys": [],
+                    **stamps(started, session.ready),
                 }
             )
 
