@@ -53,12 +53,23 @@ from optuna.trial import TrialState
 from studies import reads_sql as q
 from studies import reads_studies as s
 from studies.objectives import Objectives
+from studies.readonly import ReadOnlyStorage
 from studies.reads_rank import ORDERS, best_id, constraint_rows, front_ids, ordered
 from studies.reads_studies import StudyOverview
+from studies.reads_trial import TrialDetail, outline, study_settings, trial_detail
 from studies.records import ATTR_OBJECTIVE, ATTR_RUN, ATTR_SPACE, StudyRecord, TrialRecord
 from studies.storage import Storage, StorageError
 
-__all__ = ["ORDERS", "STATES", "Cursor", "Page", "Poll", "StudyOverview", "StudyReader"]
+__all__ = [
+    "ORDERS",
+    "STATES",
+    "Cursor",
+    "Page",
+    "Poll",
+    "StudyOverview",
+    "StudyReader",
+    "TrialDetail",
+]
 
 STATES = ("COMPLETE", "PRUNED", "FAIL", "RUNNING", "WAITING", "INTERRUPTED")
 WINDOW = 128
@@ -137,19 +148,23 @@ class Poll:
 
 
 class StudyReader:
-    """Reads the studies of a :class:`~studies.storage.Storage`; never writes.
+    """Reads the studies of a :class:`~studies.storage.Storage` or a
+    :class:`~studies.readonly.ReadOnlyStorage`; never writes.
 
     Each call opens one connection (one transaction) and returns plain data; a reader
-    keeps no state, so the threads of a Dash server may share one.
+    keeps no state, so the threads of a Dash server may share one. A read-only database
+    without archtune's tables (made by plain Optuna) reads without metric rows and with
+    no live driver.
 
     Raises (every method):
         KeyError: no study of that name (the message lists those there are).
         StorageError: the database cannot be read (the message says why).
     """
 
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage | ReadOnlyStorage) -> None:
         self.storage = storage
-        self._engine = storage.optuna.engine
+        self._engine = storage.engine
+        self._ours = getattr(storage, "archtune_tables", True)
 
     def names(self) -> list[str]:
         """Every study's name, oldest first."""
@@ -162,10 +177,52 @@ class StudyReader:
         with self._reading("the studies") as conn:
             return s.summaries(conn)
 
+    def summary(self, name: str) -> StudyOverview:
+        """The :meth:`summaries` line of study ``name``."""
+        for line in self.summaries():
+            if line.name == name:
+                return line
+        with self._reading(f"study {name!r}") as conn:
+            s.study_id(conn, name, self.storage.shown)  # raises KeyError with the names
+        raise KeyError(name)  # pragma: no cover (deleted between the two reads)
+
     def study(self, name: str) -> StudyRecord:
         """Study ``name`` without its trials: objectives, directions, space."""
         with self._reading(f"study {name!r}") as conn:
             return self._head(conn, name).record
+
+    def settings(self, name: str) -> dict[str, Any]:
+        """Study ``name``'s last run settings and trainer as recorded:
+        ``{"run": {...}, "trainer": {...}}`` (each {} for a plain Optuna study)."""
+        with self._reading(f"study {name!r}") as conn:
+            return study_settings(conn, s.study_id(conn, name, self.storage.shown))
+
+    def outline(self, name: str) -> StudyRecord:
+        """Study ``name`` with every trial's number, state, values and times only (no
+        params, intermediate values or metrics): what a study page draws first."""
+        with self._reading(f"study {name!r}") as conn:
+            head = self._head(conn, name)
+            sid = head.study_id
+            trials = outline(conn, sid, sid in s.live_studies(conn, sid))
+        return replace(head.record, trials=trials)
+
+    def trial(self, name: str, number: int) -> TrialDetail:
+        """Trial ``number`` of study ``name`` in full: its record with every metric, its
+        checkpoint, lineage, interruptions and other user attributes.
+
+        Raises:
+            KeyError: no such trial (the message says how many the study has).
+        """
+        with self._reading(f"study {name!r}") as conn:
+            sid = s.study_id(conn, name, self.storage.shown)
+            live = sid in s.live_studies(conn, sid)
+            found = trial_detail(conn, sid, number, live, metrics=self._ours)
+            if found is None:
+                count = sa.select(sa.func.count()).where(q.trials.c.study_id == sid)
+                n = int(conn.scalar(count) or 0)
+                numbered = f"its trials are numbered 0 to {n - 1}" if n else "it has none yet"
+                raise KeyError(f"Study {name!r} has no trial {number}; {numbered}.")
+            return found
 
     def page(
         self,
@@ -280,13 +337,14 @@ class StudyReader:
                         sa.select(t.c.trial_id, t.c.number).where(t.c.study_id == sid)
                     ).all()
                 )
-            rows = q.metric_rows(conn, which, names)
+            rows = q.metric_rows(conn, which, names) if self._ours else {}
         return {number_of[i]: series for i, series in rows.items()}
 
     @contextmanager
     def _reading(self, what: str) -> Iterator[sa.Connection]:
         try:
             with self._engine.connect() as conn:
+                conn.info["archtune_tables"] = self._ours
                 yield conn
         except sa.exc.SQLAlchemyError as e:
             reason = str(getattr(e, "orig", None) or e).strip().splitlines()[0]
@@ -338,7 +396,7 @@ def _records(
     conn: sa.Connection, rows: Sequence[Any], which: q.Selection, live: bool
 ) -> list[TrialRecord]:
     """The records of ``rows`` (of :func:`_rows`), the trials ``which`` are."""
-    parts = q.details(conn, which)
+    parts = q.details(conn, which, metrics=conn.info.get("archtune_tables", True))
     empty = q.Parts()
     return [
         q.record_of(

@@ -125,7 +125,10 @@ def heads(
 
 
 def live_studies(conn: sa.Connection, sid: int | None = None) -> set[int]:
-    """The ids of the studies (of ``sid`` only, if given) that a live driver runs."""
+    """The ids of the studies (of ``sid`` only, if given) that a live driver runs; none
+    in a database without archtune's tables (``conn.info["archtune_tables"]``)."""
+    if not conn.info.get("archtune_tables", True):
+        return set()
     d = DriverRow.__table__
     cols = (d.c.id, d.c.host, d.c.pid, d.c.process_start, d.c.started_at, d.c.beat_at)
     stmt = sa.select(*cols, d.c.study_id)

@@ -200,6 +200,11 @@ class Storage:
         """The URL as it may be shown: the password as ``***`` (see :func:`shown_url`)."""
         return shown_url(self.url)
 
+    @property
+    def engine(self) -> sa.Engine:
+        """The SQLAlchemy engine (Optuna's, shared)."""
+        return self.optuna.engine
+
     def __repr__(self) -> str:
         return f"Storage(url={self.shown!r})"
 
