@@ -191,8 +191,10 @@ def _objective_series(trial: TrialRecord, record: StudyRecord) -> dict[int, Any]
 
 
 def _last_reported(trial: TrialRecord, record: StudyRecord) -> Any:
+    """The last reported objective; without reports (a study's outline) the value Optuna
+    kept for the stopped trial, which is that same last report."""
     series = _objective_series(trial, record)
-    return series[max(series)] if series else None
+    return series[max(series)] if series else trial.value
 
 
 def get_history_info(record: StudyRecord) -> HistoryInfo:
@@ -223,10 +225,22 @@ def get_history_info(record: StudyRecord) -> HistoryInfo:
     )
 
 
-def _points_trace(points: list[HistoryPoint], name: str, objective: str, **marker) -> go.Scatter:
+GL_ABOVE = 1000
+"""Traces of more points than this are drawn with WebGL (``Scattergl``): SVG slows down
+past a few thousand points, and studies reach 100,000 trials."""
+
+
+def _x(point: HistoryPoint, by: str) -> Any:
+    return point.number if by == "number" else point.trial.completed
+
+
+def _points_trace(
+    points: list[HistoryPoint], name: str, objective: str, by: str, **marker
+) -> go.Scatter:
     label = objective if name == "complete" else f"last reported {objective}"
-    return go.Scatter(
-        x=[p.number for p in points],
+    kind = go.Scattergl if len(points) > GL_ABOVE else go.Scatter
+    return kind(
+        x=[_x(p, by) for p in points],
         y=[p.value for p in points],
         mode="markers",
         name=name,
@@ -236,23 +250,53 @@ def _points_trace(points: list[HistoryPoint], name: str, objective: str, **marke
     )
 
 
-def plot_history(record: StudyRecord) -> go.Figure:
-    """Objective value of every finished trial by trial number, with the best so far.
+def _best_by_time(points: list[HistoryPoint], maximize: bool) -> list[tuple[Any, float]]:
+    """The best value so far over the completion time of ``points``."""
+    out: list[tuple[Any, float]] = []
+    best: float | None = None
+    timed = sorted((p for p in points if p.trial.completed is not None), key=_completed)
+    for p in timed:
+        if best is None or (p.value > best if maximize else p.value < best):
+            best = p.value
+        out.append((p.trial.completed, best))
+    return out
+
+
+def _completed(point: HistoryPoint) -> Any:
+    return point.trial.completed
+
+
+def plot_history(record: StudyRecord, by: str = "number") -> go.Figure:
+    """Objective value of every finished trial by trial number (or by the wall time it
+    ended), with the best so far.
 
     Complete trials are dots, pruned trials crosses at their last reported value; the
     step line is the best complete value so far. Failed trials are counted, not plotted.
+
+    Args:
+        record: The study.
+        by: ``"number"`` (x is the trial number) or ``"time"`` (x is when it ended).
+
+    Raises:
+        ValueError: for another ``by``.
     """
+    if by not in ("number", "time"):
+        raise ValueError(f"by must be 'number' or 'time', got {by!r}.")
     info = get_history_info(record)
     hidden = {"failed": info.counts.get("FAIL", 0), "without a finite value": info.n_skipped}
     subtitle = _subtitle(record, _objective_label(record), hidden)
-    fig = _style(go.Figure(), "Optimization history", subtitle, "Trial", info.objective)
+    x_title = "Trial" if by == "number" else "Ended at"
+    fig = _style(go.Figure(), "Optimization history", subtitle, x_title, info.objective)
     if not info.complete and not info.pruned:
         return _message(fig, f"No finished trial with a finite {info.objective} yet.")
-    if info.best_so_far:
+    steps = info.best_so_far
+    if by == "time":
+        steps = _best_by_time(info.complete, record.direction == "maximize")
+    if steps:
         fig.add_trace(
             go.Scatter(
-                x=[n for n, _ in info.best_so_far],
-                y=[v for _, v in info.best_so_far],
+                x=[n for n, _ in steps],
+                y=[v for _, v in steps],
                 mode="lines",
                 line={"shape": "hv", "color": "#111827", "width": 2},
                 name="best so far",
@@ -270,8 +314,8 @@ def plot_history(record: StudyRecord) -> go.Figure:
         "symbol": "x-thin",
         "line": {"color": STATE_COLORS["PRUNED"], "width": 2},
     }
-    fig.add_trace(_points_trace(info.complete, "complete", info.objective, **complete))
-    fig.add_trace(_points_trace(info.pruned, "pruned", info.objective, **pruned))
+    fig.add_trace(_points_trace(info.complete, "complete", info.objective, by, **complete))
+    fig.add_trace(_points_trace(info.pruned, "pruned", info.objective, by, **pruned))
     return fig
 
 

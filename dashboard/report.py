@@ -1,8 +1,18 @@
 """A study as one self-contained static HTML page, readable without a network.
 
 The page holds a summary (objective, direction, trials per state, the best trial), the
-three figures of :mod:`dashboard.figures` and a table of every trial. plotly.js is
-embedded inline exactly once; every user-supplied string is HTML-escaped.
+figures (optimization history and parallel coordinates of :mod:`dashboard.figures`,
+parameter importance of :mod:`dashboard.importance`, learning curves of
+:mod:`dashboard.curves`, the timeline of :mod:`dashboard.timeline`) and the table of every
+trial of :mod:`dashboard.report_table` (with the network's costs when trials have them).
+Repeats (answered from the record) and proposals rejected for their constraints are
+counted apart from complete and failed trials, in the summary and in the table.
+plotly.js is embedded inline exactly once; every user-supplied string is HTML-escaped.
+
+The importance is computed with ``evaluator="auto"`` (fANOVA up to
+:data:`dashboard.importance.FANOVA_MAX_TRIALS` usable trials, PED-ANOVA beyond): fANOVA
+takes about 35 s on 1,000 trials, and a report should not. The timeline's running trials
+end at the latest time the record holds, so that the same record gives the same page.
 
 A study with several objectives has no single best trial: its summary counts the
 trials on the Pareto front, the page opens with the Pareto figure of
@@ -24,21 +34,29 @@ import html
 import os
 import pathlib
 import tempfile
+from datetime import datetime
 
 import plotly.graph_objects as go
 
 from dashboard.curves import plot_learning_curves
 from dashboard.figures import (
-    STATE_COLORS,
-    STATE_ORDER,
     HistoryInfo,
-    format_value,
     get_history_info,
     plot_history,
     plot_parallel_coordinates,
 )
-from dashboard.pareto import GROUP_COLORS, last_reported, plot_pareto
-from studies.records import StudyRecord, TrialRecord
+from dashboard.importance import plot_importance
+from dashboard.pareto import plot_pareto
+from dashboard.report_table import (
+    counts_html,
+    escaped,
+    is_rejected,
+    is_repeat,
+    params_html,
+    table_html,
+)
+from dashboard.timeline import plot_timeline
+from studies.records import StudyRecord
 
 _PLOTLY_CONFIG = {"displaylogo": False, "responsive": True}
 _NO_FRONT = "No complete, feasible trial with finite values yet."
@@ -78,39 +96,6 @@ details pre { white-space: pre-wrap; font-size: 12px; max-height: 320px; overflo
 """
 
 
-def _e(value: object) -> str:
-    """The escaped display form of any value."""
-    return html.escape(format_value(value))
-
-
-def _badge(state: str, text: str | None = None, color: str | None = None) -> str:
-    color = color or STATE_COLORS.get(state, "#6b7280")
-    label = text if text is not None else state.lower()
-    return f'<span class="badge" style="background:{color}">{html.escape(label)}</span>'
-
-
-def _params(params: dict[str, object]) -> str:
-    if not params:
-        return '<span class="muted">—</span>'
-    return "".join(f"<code>{html.escape(k)}={_e(v)}</code>" for k, v in sorted(params.items()))
-
-
-def _duration(seconds: float | None) -> str:
-    """``"12.3 s"``, ``"4 m 05 s"`` or ``"1 h 02 m"``; ``"—"`` when unknown."""
-    if seconds is None:
-        return "—"
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, secs = divmod(round(seconds), 60)
-    if minutes < 60:
-        return f"{minutes} m {secs:02d} s"
-    return f"{minutes // 60} h {minutes % 60:02d} m"
-
-
-def _states(counts: dict[str, int]) -> list[str]:
-    return [s for s in STATE_ORDER if s in counts] + sorted(set(counts) - set(STATE_ORDER))
-
-
 def _trials(n: int) -> str:
     return f"{n} trial{'s' * (n != 1)}"
 
@@ -120,6 +105,20 @@ def _objectives_html(record: StudyRecord) -> str:
         f'{html.escape(o)} <span class="muted">{html.escape(d)}</span>'
         for o, d in zip(record.objectives, record.directions, strict=True)
     )
+
+
+def _untrained_note(record: StudyRecord) -> str:
+    """Says how many trials were not trained: repeats and rejected proposals."""
+    repeats = sum(map(is_repeat, record.trials))
+    rejected = sum(map(is_rejected, record.trials))
+    notes = []
+    if repeats:
+        notes.append(f"{_trials(repeats)} repeated an earlier configuration (its result reused)")
+    if rejected:
+        notes.append(f"{rejected} proposal{'s' * (rejected != 1)} broke the constraints")
+    if not notes:
+        return ""
+    return f'<p class="muted">Not trained: {"; ".join(notes)}.</p>'
 
 
 def _multi_summary_html(record: StudyRecord, counts: str) -> str:
@@ -133,14 +132,14 @@ def _multi_summary_html(record: StudyRecord, counts: str) -> str:
         f'<div class="stat"><div class="k">{k}</div><div class="v">{v}</div></div>'
         for k, v in stats
     )
-    tail = "" if front else f'<p class="muted">{_NO_FRONT}</p>'
+    tail = ("" if front else f'<p class="muted">{_NO_FRONT}</p>') + _untrained_note(record)
     return (
         f'<section class="card"><h2>Summary</h2><div class="stats">{cells}</div>{tail}</section>'
     )
 
 
 def _summary_html(record: StudyRecord, info: HistoryInfo) -> str:
-    counts = "".join(_badge(s, f"{s.lower()} {info.counts[s]}") for s in _states(info.counts))
+    counts = counts_html(record)
     if record.multi:
         return _multi_summary_html(record, counts)
     best = info.best
@@ -148,7 +147,7 @@ def _summary_html(record: StudyRecord, info: HistoryInfo) -> str:
         ("Objective", html.escape(record.objective)),
         ("Direction", html.escape(record.direction)),
         ("Trials", f"{len(record.trials)}<div>{counts}</div>"),
-        ("Best value", _e(best.value) if best else "—"),
+        ("Best value", escaped(best.value) if best else "—"),
         ("Best trial", f"#{best.number}" if best else "—"),
     ]
     cells = "".join(
@@ -158,7 +157,8 @@ def _summary_html(record: StudyRecord, info: HistoryInfo) -> str:
     if best is None:
         tail = '<p class="muted">No complete trial with a finite value yet.</p>'
     else:
-        tail = f"<p><b>Best params</b><br>{_params(best.trial.params)}</p>"
+        tail = f"<p><b>Best params</b><br>{params_html(best.trial.params)}</p>"
+    tail += _untrained_note(record)
     return (
         f'<section class="card"><h2>Summary</h2><div class="stats">{cells}</div>{tail}</section>'
     )
@@ -171,8 +171,8 @@ def _front_html(record: StudyRecord) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in ("#", *record.objectives, "Config"))
     rows = "".join(
         f"<tr><td class='num'>{t.number}</td>"
-        + "".join(f"<td class='num'>{_e(v)}</td>" for v in t.values or [])
-        + f"<td>{_params(t.params)}</td></tr>"
+        + "".join(f"<td class='num'>{escaped(v)}</td>" for v in t.values or [])
+        + f"<td>{params_html(t.params)}</td></tr>"
         for t in front
     )
     body = (
@@ -186,11 +186,20 @@ def _front_html(record: StudyRecord) -> str:
     )
 
 
+def _last_event(record: StudyRecord) -> datetime | None:
+    """The latest start or end the record holds: where running trials' bars end, so that
+    the same record always gives the same page (None: no time is recorded)."""
+    times = [x for t in record.trials for x in (t.started, t.completed) if x is not None]
+    return max(times, default=None)
+
+
 def _figures_html(record: StudyRecord) -> str:
     figures: list[tuple[str, go.Figure, str]] = [
         ("history", plot_history(record), ""),
         ("parallel", plot_parallel_coordinates(record), ""),
+        ("importance", plot_importance(record, "auto"), ""),
         ("curves", plot_learning_curves(record), ""),
+        ("timeline", plot_timeline(record, now=_last_event(record)), ""),
     ]
     if record.multi:
         figures.insert(0, ("pareto", plot_pareto(record), _front_html(record)))
@@ -204,78 +213,6 @@ def _figures_html(record: StudyRecord) -> str:
         )
         parts.append(f'<section class="card">{div}{below}</section>')
     return "".join(parts)
-
-
-def _value_cell(trial: TrialRecord) -> str:
-    if trial.value is not None:
-        return _e(trial.value)
-    if trial.state == "PRUNED" and trial.intermediate:
-        epoch = max(trial.intermediate)
-        last = _e(trial.intermediate[epoch])
-        return f'<span class="muted">{last} @ epoch {html.escape(str(epoch))}</span>'
-    return '<span class="muted">—</span>'
-
-
-def _objective_cell(trial: TrialRecord, index: int, name: str) -> str:
-    """A trial's value of objective ``index`` (several objectives); a pruned trial's last
-    reported value, muted."""
-    if trial.values is not None and index < len(trial.values):
-        return _e(trial.values[index])
-    last = last_reported(trial, name) if trial.state == "PRUNED" else None
-    if last is None:
-        return '<span class="muted">—</span>'
-    epoch, value = last
-    where = "before training" if epoch is None else f"@ epoch {epoch}"
-    return f'<span class="muted">{_e(value)} {html.escape(where)}</span>'
-
-
-def _state_cell(record: StudyRecord, trial: TrialRecord) -> str:
-    """The state's badge; with several objectives, an infeasible complete trial's too."""
-    if record.multi and trial.state == "COMPLETE" and not trial.feasible:
-        return _badge(trial.state) + _badge("", "infeasible", GROUP_COLORS["infeasible"])
-    return _badge(trial.state)
-
-
-def _error_cell(trial: TrialRecord) -> str:
-    if not trial.error and not trial.traceback:
-        return ""
-    line = f'<div class="err">{html.escape(trial.error or "error")}</div>'
-    if not trial.traceback:
-        return line
-    trace = html.escape(trial.traceback)
-    return f"{line}<details><summary>traceback</summary><pre>{trace}</pre></details>"
-
-
-def _value_cells(record: StudyRecord, trial: TrialRecord) -> str:
-    if not record.multi:
-        return f"<td class='num'>{_value_cell(trial)}</td>"
-    return "".join(
-        f"<td class='num'>{_objective_cell(trial, i, name)}</td>"
-        for i, name in enumerate(record.objectives)
-    )
-
-
-def _table_html(record: StudyRecord, highlight: set[int]) -> str:
-    """Every trial; the rows of ``highlight`` (the best trial, or the front) stand out."""
-    rows = []
-    for t in sorted(record.trials, key=lambda t: t.number):
-        cls = ' class="best"' if t.number in highlight else ""
-        rows.append(
-            f"<tr{cls}><td class='num'>{t.number}</td><td>{_state_cell(record, t)}</td>"
-            f"{_value_cells(record, t)}<td class='num'>{_duration(t.duration_s)}</td>"
-            f"<td>{_params(t.params)}</td><td>{_error_cell(t)}</td></tr>"
-        )
-    config = "Config" if record.multi else "Params"  # "params" may be an objective
-    head = "".join(
-        f"<th>{html.escape(h)}</th>"
-        for h in ("#", "State", *record.objectives, "Duration", config, "Error")
-    )
-    span = len(record.objectives) + 5
-    body = "".join(rows) or f'<tr><td colspan="{span}" class="muted">No trials yet.</td></tr>'
-    return (
-        f'<section class="card"><h2>Trials</h2><div class="scroll"><table>'
-        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>"
-    )
 
 
 def render_report(record: StudyRecord) -> str:
@@ -303,7 +240,7 @@ def render_report(record: StudyRecord) -> str:
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
         f"<title>{name} · archtune</title><style>{_CSS}</style></head>"
         f'<body><main><h1>{name}</h1><p class="sub">{subtitle}</p>'
-        f"{_summary_html(record, info)}{_figures_html(record)}{_table_html(record, highlight)}"
+        f"{_summary_html(record, info)}{_figures_html(record)}{table_html(record, highlight)}"
         "</main></body></html>\n"
     )
 

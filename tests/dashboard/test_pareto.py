@@ -348,8 +348,9 @@ def test_history_parallel_and_curves_use_the_first_objective(record):
 
 def test_report_of_several_objectives(record):
     page = render_report(record)
-    assert page.count(get_plotlyjs()) == 1 and page.count("Plotly.newPlot") == 4
-    order = [page.index(f'id="figure-{k}"') for k in ("pareto", "history", "parallel", "curves")]
+    assert page.count(get_plotlyjs()) == 1 and page.count("Plotly.newPlot") == 6
+    shown = ("pareto", "history", "parallel", "importance", "curves", "timeline")
+    order = [page.index(f'id="figure-{k}"') for k in shown]
     assert order == sorted(order)
     assert "val_acc (maximize) · params (minimize) · 12 trials" in page
     summary = page.split("<h2>Summary</h2>", 1)[1].split("</section>", 1)[0]
