@@ -146,6 +146,15 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--yes", action="store_true", help="delete without asking")
     _storage_arg(p)
 
+    p = sub.add_parser("dashboard", help="serve the live dashboard (read-only) in a browser")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to listen on (default 127.0.0.1: this machine only)",
+    )
+    p.add_argument("--port", type=int, default=8050, help="port (default 8050)")
+    _storage_arg(p)
+
     p = sub.add_parser("export", help="write a trial's model file, checkpoint and model card")
     p.add_argument("name")
     which = p.add_mutually_exclusive_group()
@@ -299,6 +308,17 @@ def cmd_export(args: argparse.Namespace) -> None:
         out.print(f"Index: {os.path.join(args.output, 'index.json')}", markup=False)
 
 
+def cmd_dashboard(args: argparse.Namespace) -> int:
+    """``archtune dashboard``: serve the live dashboard until Ctrl-C."""
+    from dashboard.serve import DashboardError, serve
+
+    try:
+        serve(args.storage, args.host, args.port)
+    except DashboardError as e:
+        raise ValueError(str(e)) from None
+    return 0
+
+
 COMMANDS = {
     "demo": cmd_demo,
     "run": cmd_run,
@@ -308,6 +328,7 @@ COMMANDS = {
     "report": cmd_report,
     "rm": cmd_rm,
     "export": cmd_export,
+    "dashboard": cmd_dashboard,
 }
 
 

@@ -1,0 +1,199 @@
+"""``archtune dashboard``: a read-only Dash app over a study database.
+
+Pages: ``/`` the studies, ``/study/<name>`` a study, ``/study/<name>/trial/<number>`` a
+trial (names URL-quoted). Every read goes through :class:`~studies.reads.StudyReader` on a
+database opened read-only (:func:`~studies.readonly.open_readonly`); figures are the same
+pure functions the static report draws. A page refreshes by itself every ``poll_ms``
+while it is open, fetching only what changed (:mod:`dashboard.live`).
+
+Everything a user typed (study names, parameters, errors) reaches the page as text: Dash
+renders strings as text nodes, the grid as text cells, and Plotly's hover labels get
+escaped text (:func:`dashboard.figures._hover`); the server-side 404 page escapes with
+``html.escape``. The storage URL is shown only with its password hidden.
+
+Example:
+    >>> import os, tempfile, optuna
+    >>> from studies.readonly import open_readonly
+    >>> optuna.logging.set_verbosity(optuna.logging.WARNING)
+    >>> url = "sqlite:///" + os.path.join(tempfile.mkdtemp(), "d.db")
+    >>> optuna.create_study(study_name="s", storage=url).optimize(lambda t: 1.0, n_trials=1)
+    >>> app = create_app(open_readonly(url))
+    >>> app.server.test_client().get("/study/nope").status_code
+    404
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import pathlib
+from collections.abc import Iterator
+from urllib.parse import quote
+
+import dash
+import flask
+import optuna
+from dash import Input, Output, dcc
+from dash import html as h
+
+from dashboard import page_home, page_study, page_trial
+from dashboard.context import Context
+from dashboard.paths import parse_path, study_path, trial_path
+from dashboard.study_panels import columns, grid_row
+from studies.readonly import ReadOnlyStorage
+from studies.reads import StudyReader
+
+__all__ = ["create_app"]
+
+_ASSETS = pathlib.Path(__file__).with_name("assets")
+
+
+def create_app(storage: ReadOnlyStorage, *, poll_ms: int = 3000) -> dash.Dash:
+    """The dashboard over ``storage``: a Dash app (``app.server`` is its Flask server).
+
+    Args:
+        storage: The database, opened with :func:`~studies.readonly.open_readonly`.
+        poll_ms: How often an open page looks for changes, in milliseconds.
+    """
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # importance's in-memory studies
+    app = dash.Dash(
+        __name__,
+        assets_folder=str(_ASSETS),
+        title="archtune",
+        update_title=None,
+        suppress_callback_exceptions=True,
+        serve_locally=True,
+    )
+    ctx = Context(StudyReader(storage), storage.shown, poll_ms)
+    app.layout = h.Div(
+        [
+            dcc.Location(id="url", refresh="callback-nav"),
+            h.Header(
+                [
+                    dcc.Link("archtune", href="/", className="brand"),
+                    h.Span(ctx.shown, className="storage", title="study database"),
+                ],
+                className="top",
+            ),
+            h.Main(id="page"),
+        ]
+    )
+
+    @app.callback(Output("page", "children"), Input("url", "pathname"))
+    def route(pathname: str | None) -> h.Div:
+        return render(ctx, parse_path(pathname))
+
+    page_home.register(app, ctx)
+    page_study.register(app, ctx)
+    page_trial.register(app, ctx)
+    _server_routes(app.server, ctx)
+    return app
+
+
+def render(ctx: Context, where: tuple[str, ...]) -> h.Div:
+    """The page ``where`` (of :func:`parse_path`) names, or the 404 page."""
+    try:
+        if where[0] == "home":
+            return page_home.layout(ctx)
+        if where[0] == "study":
+            return page_study.layout(ctx, where[1])
+        if where[0] == "trial":
+            return page_trial.layout(ctx, where[1], where[2])
+    except KeyError as e:
+        study = where[1] if where[0] == "trial" and where[1] in ctx.reader.names() else None
+        return not_found(ctx, str(e.args[0]) if e.args else str(e), study)
+    return not_found(ctx, f"No page at {where[1]!r}.")
+
+
+def not_found(ctx: Context, message: str, study: str | None = None) -> h.Div:
+    """The 404 page: what was not found, and links to what exists."""
+    if study is None:
+        names = ctx.reader.names()
+        links = [h.Li(dcc.Link(n, href=study_path(n))) for n in names]
+        what = f"The studies in {ctx.shown}:" if names else f"{ctx.shown} holds no study yet."
+    else:
+        n = ctx.reader.summary(study).n_trials
+        links = [h.Li(dcc.Link(f"trial {i}", href=trial_path(study, i))) for i in range(n)][:50]
+        what = f"Study {study!r} has {n} trials" + (" (the first 50):" if n > 50 else ":")
+    return h.Div(
+        [h.H1("Not found"), h.P(message, className="err"), h.P(what), h.Ul(links)],
+        className="card notfound",
+    )
+
+
+def _missing(ctx: Context, where: tuple[str, ...]) -> str | None:
+    """Why the page ``where`` names does not exist, or None if it does."""
+    if where[0] == "unknown":
+        return f"No page at {where[1]!r}."
+    if where[0] == "home":
+        return None
+    names = ctx.reader.names()
+    if where[1] not in names:
+        return f"No study named {where[1]!r}."
+    if where[0] == "trial":
+        try:
+            ctx.reader.trial(where[1], int(where[2]))
+        except (KeyError, ValueError):
+            return f"Study {where[1]!r} has no trial {where[2]!r}."
+    return None
+
+
+def _server_routes(server: flask.Flask, ctx: Context) -> None:
+    @server.before_request
+    def _not_found() -> flask.Response | None:
+        """A page load of a study or trial that does not exist gets a real 404."""
+        request = flask.request
+        if request.method != "GET" or request.path.startswith(("/_", "/assets/", "/export/")):
+            return None
+        raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+        where = parse_path((raw or quote(request.path)).split("?")[0])
+        why = _missing(ctx, where)
+        if why is None:
+            return None
+        return flask.Response(_not_found_html(ctx, why), 404, mimetype="text/html")
+
+    @server.get("/export/trials.csv")
+    def _trials_csv() -> flask.Response:
+        name = flask.request.args.get("study", "")
+        if name not in ctx.reader.names():
+            return flask.Response(_not_found_html(ctx, f"No study named {name!r}."), 404)
+        headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.csv"}
+        return flask.Response(_csv_rows(ctx, name), mimetype="text/csv", headers=headers)
+
+
+def _not_found_html(ctx: Context, why: str) -> str:
+    items = "".join(
+        f'<li><a href="{html.escape(study_path(n))}">{html.escape(n)}</a></li>'
+        for n in ctx.reader.names()
+    )
+    return (
+        "<!doctype html><html><head><meta charset='utf-8'><title>Not found · archtune"
+        "</title><link rel='stylesheet' href='/assets/style.css'></head><body><main>"
+        f"<div class='card notfound'><h1>Not found</h1><p class='err'>{html.escape(why)}</p>"
+        f"<p>The studies in {html.escape(ctx.shown)}:</p><ul>{items}</ul>"
+        "<p><a href='/'>All studies</a></p></div></main></body></html>"
+    )
+
+
+def _csv_rows(ctx: Context, name: str, chunk: int = 5000) -> Iterator[str]:
+    """The trials table of study ``name`` as CSV (every column, every trial), read a page
+    at a time."""
+    cols = columns(ctx, name)
+    header = cols.headers()
+    yield _line(list(header.values()))
+    offset = 0
+    while True:
+        page = ctx.reader.page(name, offset=offset, limit=chunk)
+        for trial in page.record.trials:
+            row = grid_row(cols, trial)
+            yield _line([row.get(k, "") for k in header])
+        offset += chunk
+        if offset >= page.total:
+            return
+
+
+def _line(cells: list[object]) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerow(["" if c is None else c for c in cells])
+    return out.getvalue()

@@ -1,0 +1,177 @@
+"""The live dashboard in a real browser: Debian's Chromium driven by pytest-playwright,
+the app served over HTTP on 127.0.0.1, SQLite files written as archtune and Optuna write
+them. A screenshot of each page goes to the test's tmp dir."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import optuna
+import pytest
+from playwright.sync_api import Page, expect
+
+from dashboard.paths import study_path, trial_path
+from tests.dashboard.conftest import single_study
+
+pytestmark = pytest.mark.slow
+XSS = "<img src=x onerror=alert(1)>"
+
+
+def _watch(page: Page) -> list[str]:
+    """Console errors, page errors and dialogs (an alert would be script run)."""
+    problems: list[str] = []
+    page.on("console", lambda m: problems.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
+    page.on("dialog", lambda d: (problems.append(f"dialog: {d.message}"), d.dismiss()))
+    return problems
+
+
+def _drawn(page: Page, graph_id: str) -> None:
+    """Wait until figure ``graph_id`` is drawn with at least one trace."""
+    expect(page.locator(f"#{graph_id} .main-svg").first).to_be_attached(timeout=20_000)
+    traces = page.locator(f"#{graph_id} .trace, #{graph_id} .gl-container")
+    expect(traces.first).to_be_attached(timeout=20_000)
+
+
+def _open(page: Page, url: str, shot: Path) -> None:
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    page.goto(url)
+    page.wait_for_timeout(2000)  # never "network idle": an open page polls
+    page.screenshot(path=str(shot), full_page=True)
+
+
+def test_each_page_draws_its_figures_without_console_errors(
+    page: Page, serve: Any, sqlite_url: str, tmp_path: Path
+) -> None:
+    problems = _watch(page)
+    base = serve(sqlite_url)
+    page.goto(base + "/")
+    expect(page.locator("#home-grid")).to_contain_text("single")
+    expect(page.locator("#home-grid")).to_contain_text("val_acc ↑, latency_ms ↓")
+    _open(page, base + "/", tmp_path / "studies.png")
+
+    page.goto(base + study_path("single"))
+    for graph in ("fig-history", "fig-importance", "fig-curves", "fig-parallel", "fig-timeline"):
+        _drawn(page, graph)
+    expect(page.locator("#study-head")).to_contain_text("best val_acc")
+    expect(page.locator("details.card")).to_contain_text("No archtune run recorded")
+    _open(page, base + study_path("single"), tmp_path / "study.png")
+
+    page.goto(base + study_path("multi"))
+    _drawn(page, "fig-pareto")
+    _open(page, base + study_path("multi"), tmp_path / "study-multi.png")
+
+    page.goto(base + trial_path("single", 5))
+    _drawn(page, "trial-metrics")
+    expect(page.locator("#trial-body")).to_contain_text("RuntimeError: out of memory")
+    expect(page.locator("#trial-body")).to_contain_text("host-1 (10.0.0.1, node 00000001)")
+    _open(page, base + trial_path("single", 5), tmp_path / "trial.png")
+    assert problems == []
+    assert all((tmp_path / f).stat().st_size > 10_000 for f in ("study.png", "trial.png"))
+
+
+def test_a_trial_added_while_the_page_is_open_appears_without_a_reload(
+    page: Page, serve: Any, sqlite_url: str
+) -> None:
+    problems = _watch(page)
+    base = serve(sqlite_url)
+    page.goto(base + study_path("single"))
+    _drawn(page, "fig-history")
+    expect(page.locator("#study-head")).to_contain_text("12")
+    page.evaluate("window.__same_page = true")  # gone if the page reloads
+
+    study = optuna.load_study(study_name="single", storage=sqlite_url)
+    trial = study.ask({"model/depth": optuna.distributions.IntDistribution(1, 4)})
+    study.tell(trial, 0.999)
+
+    expect(page.locator("#study-head .stat").first).to_contain_text("13", timeout=15_000)
+    expect(page.locator("#study-head")).to_contain_text("0.999")
+    grid = page.locator("#trials-grid")
+    grid.locator(".ag-header-cell", has_text="val_acc").click()  # ascending
+    grid.locator(".ag-header-cell", has_text="val_acc").click()  # descending
+    first = grid.locator(".ag-center-cols-container .ag-row[row-index='0']")
+    expect(first).to_contain_text("0.999", timeout=15_000)
+    assert page.evaluate("window.__same_page === true")
+    assert problems == []
+
+
+def test_the_table_sorts_and_filters_in_sql_and_a_row_opens_its_trial(
+    page: Page, serve: Any, sqlite_url: str
+) -> None:
+    base = serve(sqlite_url)
+    page.goto(base + study_path("single"))
+    grid = page.locator("#trials-grid")
+    rows = grid.locator(".ag-pinned-left-cols-container .ag-row")
+    expect(rows.first).to_contain_text("0", timeout=15_000)
+    header = grid.locator(".ag-header-cell", has_text="#")
+    header.click()
+    header.click()  # descending
+    expect(grid.locator(".ag-pinned-left-cols-container .ag-row[row-index='0']")).to_have_text(
+        "11", timeout=15_000
+    )
+    page.evaluate(
+        """dash_ag_grid.getApi("trials-grid").setFilterModel(
+            {state: {filterType: "text", type: "contains", filter: "fail"}})"""
+    )
+    states = grid.locator(".ag-center-cols-container [col-id='state']")
+    expect(states).to_have_count(1, timeout=15_000)
+    expect(states.first).to_have_text("FAIL")
+    grid.locator(".ag-pinned-left-cols-container [col-id='number']").first.click()
+    expect(page).to_have_url(base + trial_path("single", 5), timeout=15_000)
+    expect(page.locator("#trial-body")).to_contain_text("out of memory")
+
+
+def test_clicking_a_pareto_point_opens_its_trial(page: Page, serve: Any, sqlite_url: str) -> None:
+    base = serve(sqlite_url)
+    page.goto(base + study_path("multi"))
+    _drawn(page, "fig-pareto")
+    point = page.locator("#fig-pareto .scatterlayer .trace .points path").first
+    point.click(force=True)
+    at_trial = re.compile(re.escape(f"{base}{study_path('multi')}/trial/") + r"\d+$")
+    expect(page).to_have_url(at_trial, timeout=15_000)
+    number = int(page.url.rsplit("/", 1)[1])
+    expect(page.locator("#trial-body")).to_contain_text(f"Trial {number}")
+
+
+def test_user_strings_are_shown_as_text_and_never_run(
+    page: Page, serve: Any, tmp_path: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'xss.db'}"
+    study = single_study(url, name=XSS, n=6)
+    bad = study.ask({"x": optuna.distributions.CategoricalDistribution([XSS, "b"])})
+    bad.set_user_attr("note", XSS)
+    study.tell(bad, state=optuna.trial.TrialState.FAIL)
+    problems = _watch(page)
+    base = serve(url)
+    page.goto(base + "/")
+    expect(page.locator("#home-grid")).to_contain_text(XSS)
+    page.goto(base + study_path(XSS))
+    _drawn(page, "fig-history")
+    expect(page.locator("h1.study-name")).to_have_text(XSS)
+    page.goto(base + trial_path(XSS, 6))
+    expect(page.locator("#trial-body")).to_contain_text(XSS)
+    page.goto(base + "/study/" + "%3Cscript%3Ealert(2)%3C%2Fscript%3E")
+    expect(page.locator("body")).to_contain_text("No study named '<script>alert(2)</script>'")
+    assert page.locator("img[src=x]").count() == 0
+    assert problems == [] or all("404" in p for p in problems), problems
+
+
+def test_an_unknown_study_or_trial_is_a_404_page_listing_what_exists(
+    page: Page, serve: Any, sqlite_url: str
+) -> None:
+    base = serve(sqlite_url)
+    response = page.goto(base + study_path("nope"))
+    assert response is not None and response.status == 404
+    expect(page.locator("body")).to_contain_text("No study named 'nope'")
+    page.locator("a", has_text="multi").click()
+    _drawn(page, "fig-pareto")
+    response = page.goto(base + trial_path("single", 99))
+    assert response is not None and response.status == 404
+    expect(page.locator("body")).to_contain_text("has no trial")
+    # Within the app (no page load), the same page comes from the router.
+    page.goto(base + "/")
+    page.evaluate(f"window.history.pushState({{}}, '', '{trial_path('multi', 42)}')")
+    page.evaluate("window.dispatchEvent(new PopStateEvent('popstate'))")
+    expect(page.locator(".notfound")).to_contain_text("trials are numbered 0 to 9")
