@@ -28,7 +28,9 @@ import csv
 import html
 import io
 import pathlib
+import threading
 from collections.abc import Iterator
+from importlib import import_module
 from urllib.parse import quote
 
 import dash
@@ -84,6 +86,9 @@ def create_app(storage: ReadOnlyStorage, *, poll_ms: int = 3000) -> dash.Dash:
     def route(pathname: str | None) -> h.Div:
         return render(ctx, parse_path(pathname))
 
+    # The first network drawing imports the architecture families (and torch): seconds,
+    # paid here in the background rather than by the first trial page.
+    threading.Thread(target=import_module, args=("spaces.resnet",), daemon=True).start()
     page_home.register(app, ctx)
     page_study.register(app, ctx)
     page_trial.register(app, ctx)

@@ -37,6 +37,8 @@ def plot_metrics(detail: TrialDetail, record: StudyRecord) -> go.Figure:
     fig = _style(go.Figure(), f"Metrics of trial {trial.number}", "per epoch", "Epoch", "")
     if not series:
         return _message(fig, "This trial reported no metric.")
+    if max((s for points in series.values() for s, _ in points), default=0) <= 20:
+        fig.update_xaxes(dtick=1)
     first = [n for n in record.objectives if n in series]
     for name in first + sorted(n for n in series if n not in first):
         points = series[name]
@@ -52,6 +54,28 @@ def plot_metrics(detail: TrialDetail, record: StudyRecord) -> go.Figure:
     return fig
 
 
+_BUNDLED = {"digits": (1, 8, 10), "cifar10": (3, 32, 10)}  # channels, side, classes
+
+
+def input_of(settings: dict[str, Any]) -> dict[str, Any]:
+    """The input shape and class count of the bundled dataset a study's trainer reads
+    (``{}`` for other data: the drawing then shows strides, not feature-map sizes).
+
+    Example:
+        >>> input_of({"trainer": {"kwargs": {"dataset": "digits", "image_size": None}}})
+        {'input_shape': (1, 8, 8), 'num_classes': 10}
+    """
+    kwargs = (settings.get("trainer") or {}).get("kwargs") or {}
+    known = _BUNDLED.get(str(kwargs.get("dataset")))
+    if known is None:
+        return {}
+    channels, side, classes = known
+    size = kwargs.get("image_size") or side
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        return {"input_shape": (channels, int(size[0]), int(size[1])), "num_classes": classes}
+    return {"input_shape": (channels, int(size), int(size)), "num_classes": classes}
+
+
 def _kv(rows: list[tuple[str, Any]]) -> h.Dl:
     shown = [(k, v) for k, v in rows if v not in (None, "", [], {})]
     return h.Dl([x for k, v in shown for x in (h.Dt(k), h.Dd(v))], className="kv")
@@ -63,7 +87,13 @@ def _link(name: str, number: int | None) -> Any:
 
 def _where(detail: TrialDetail) -> list[Any]:
     t = detail.record
-    out: list[Any] = [_kv([("Node", t.node), ("Cut off", "yes" if detail.cut_off else None)])]
+    spent = t.overhead or {}
+    phases = ("propose", "queue", "startup", "train", "record")
+    went = " · ".join(
+        f"{p} {duration(spent[f'{p}_s'])}" for p in phases if spent.get(f"{p}_s") is not None
+    )
+    rows = [("Node", t.node), ("Wall time went to", went or None)]
+    out: list[Any] = [_kv([*rows, ("Cut off", "yes" if detail.cut_off else None)])]
     if t.restarts:
         head = h.Tr([h.Th("Restart"), h.Th("Node lost"), h.Th("After epoch"), h.Th("Error")])
         body = [
@@ -109,6 +139,7 @@ def layout(ctx: Context, name: str, number: str) -> h.Div:
 def content(ctx: Context, name: str, record: StudyRecord, detail: TrialDetail) -> list[Any]:
     """The trial page's body."""
     t = detail.record
+    shape = input_of(ctx.reader.settings(name))
     color = STATE_COLORS.get(t.state, "#6b7280")
     summary = _kv(
         [
@@ -148,7 +179,9 @@ def content(ctx: Context, name: str, record: StudyRecord, detail: TrialDetail) -
         h.Div(
             [
                 dcc.Graph(
-                    id="trial-network", figure=plot_network(t, record.space), config=PLOT_CONFIG
+                    id="trial-network",
+                    figure=plot_network(t, record.space, **shape),
+                    config=PLOT_CONFIG,
                 )
             ],
             className="card wide",

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import sys
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -34,11 +35,14 @@ if TYPE_CHECKING:
 class _Out:
     """Standard output, resolved at each print (tests and pipes swap sys.stdout).
 
-    Piped output is not wrapped at 80 columns: tables stay one row per trial.
+    Piped output is 200 columns wide (not wrapped at 80), or ``$COLUMNS`` when set.
     """
 
     def __getattr__(self, name: str):
-        width = None if sys.stdout.isatty() else 200
+        width = None
+        if not sys.stdout.isatty():
+            columns = os.environ.get("COLUMNS", "")
+            width = int(columns) if columns.isdigit() and int(columns) >= 40 else 200
         return getattr(Console(file=sys.stdout, width=width), name)
 
 
@@ -185,27 +189,40 @@ def _print_counts(reader: StudyReader, name: str) -> None:
 
 
 def _trials_table(record: StudyRecord, trials: list[TrialRecord], title: str | None) -> Table:
-    """One row per trial: state, objective value(s), epochs, seconds, params, error; the
-    node each ran on when the study ran on several, and Ray's restarts when there were."""
+    """One row per trial: state, objective value(s), epochs, seconds, the network's cost
+    (params, FLOPs, latency) when recorded, its configuration in one folding column (so
+    the table fits an 80-column terminal), and its error; the node each ran on when the
+    study ran on several, and Ray's restarts when there were."""
     names = sorted({k for t in record.trials for k in t.params})
+    short = _short_names(names)
     heads = [f"{o} ({d[:3]})" for o, d in zip(record.objectives, record.directions, strict=True)]
     nodes = len({t.node for t in record.trials if t.node}) > 1
     restarts = any(t.restarts for t in record.trials)
+    costs = [
+        c for c in _COSTS if c[0] not in record.objectives and any(_cost(t, c) for t in trials)
+    ]
+    errors = any(t.error for t in trials)
     table = Table(
-        "#",
-        "state",
-        *map(escape, heads if record.multi else [record.objective]),
-        "epochs",
-        "seconds",
-        *(["node"] if nodes else []),
-        *(["restarts"] if restarts else []),
-        *map(escape, names),
-        "error",
         title=Text(
             title or f"{record.name}: {record.objective} ({record.direction})",
             style="table.title",
         ),
     )
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("state", no_wrap=True)
+    for head in heads if record.multi else [record.objective]:
+        table.add_column(escape(head), justify="right", no_wrap=True)
+    table.add_column("epochs", justify="right", no_wrap=True)
+    table.add_column("seconds", justify="right", no_wrap=True)
+    for cost in costs:
+        table.add_column(cost[1], justify="right", no_wrap=True)
+    if nodes:
+        table.add_column("node", overflow="fold")
+    if restarts:
+        table.add_column("restarts", justify="right")
+    table.add_column("config", overflow="fold", ratio=3, min_width=16)
+    if errors:
+        table.add_column("error", overflow="fold", ratio=1, min_width=8)
     for t in trials:
         if record.multi:
             values = (
@@ -216,18 +233,51 @@ def _trials_table(record: StudyRecord, trials: list[TrialRecord], title: str | N
         else:
             values = [_fmt(t.value)]
         trained = t.state in ("COMPLETE", "PRUNED")
+        config = " ".join(f"{short[n]}={_param(t.params[n])}" for n in names if n in t.params)
         table.add_row(
             str(t.number),
             t.state if t.feasible or not trained else f"{t.state} (infeasible)",
             *values,
             str(_epochs(t)),
             "-" if t.duration_s is None else f"{t.duration_s:.1f}",
+            *(_cost(t, c) or "-" for c in costs),
             *([Text(t.node or "-")] if nodes else []),
             *([str(len(t.restarts))] if restarts else []),
-            *[Text(_param(t.params.get(n))) for n in names],
-            Text(t.error or ""),
+            Text(config),
+            *([Text(t.error or "")] if errors else []),
         )
     return table
+
+
+_COSTS = (("params", "params"), ("flops", "FLOPs"), ("latency_ms", "ms"))
+"""What ``show`` lists of a network's cost: (stat or metric name, column)."""
+
+
+def _cost(t: TrialRecord, cost: tuple[str, str]) -> str:
+    """A trial's cost ``cost`` (its last measured value, else the statistic computed
+    before training), e.g. ``1.2M``; "" when not recorded."""
+    series = t.metrics.get(cost[0])
+    value = series[-1][1] if series else (t.stats or {}).get(cost[0])
+    if not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value):
+        return ""
+    if cost[0] == "latency_ms":
+        return f"{value:.3g}"
+    for unit, size in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= size:
+            return f"{value / size:.3g}{unit}"
+    return f"{value:.3g}"
+
+
+def _short_names(names: list[str]) -> dict[str, str]:
+    """Each parameter path's last part (``model/depth`` -> ``depth``), or the whole path
+    where two paths end alike.
+
+    Example:
+        >>> _short_names(["model/depth", "train/lr", "a/x", "b/x"])
+        {'model/depth': 'depth', 'train/lr': 'lr', 'a/x': 'a/x', 'b/x': 'b/x'}
+    """
+    last = [n.rsplit("/", 1)[-1] for n in names]
+    return {n: s if last.count(s) == 1 else n for n, s in zip(names, last, strict=True)}
 
 
 def _last(t: TrialRecord, name: str) -> str:

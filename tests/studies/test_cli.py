@@ -116,7 +116,15 @@ def test_run_then_ls_show_report_resume(tmp_path: Path, capsys) -> None:
 
     assert main(["show", "cli-study", "--storage", db]) == 0
     out = capsys.readouterr().out
-    assert "model/depth" in out and "COMPLETE" in out
+    assert "depth=" in out and "COMPLETE" in out
+    # An 80-column terminal: every row fits, no value cut to an ellipsis.
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("COLUMNS", "80")
+        assert main(["show", "cli-study", "--storage", db]) == 0
+    narrow = capsys.readouterr().out
+    table = narrow.split("Best trial")[0].splitlines()
+    assert max(len(line) for line in table) <= 80 and "…" not in narrow, narrow
+    assert "depth=" in narrow and "lr=" in narrow
 
     target = tmp_path / "r.html"
     assert main(["report", "cli-study", "-o", str(target), "--storage", db]) == 0
