@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import html
 
-from dashboard.figures import STATE_COLORS, STATE_ORDER, format_value
+from dashboard.figures import STATE_COLORS, STATE_ORDER, format_value, is_finite
 from dashboard.pareto import GROUP_COLORS, _short, last_reported
 from dashboard.timeline import format_duration
 from studies.records import StudyRecord, TrialRecord
@@ -177,12 +177,39 @@ def _cost_cell(trial: TrialRecord, name: str) -> str:
     return shown
 
 
+TABLE_LIMIT = 1000
+"""A report lists at most this many trials (a 10,000-row table made a 40 MB page)."""
+
+
+def _listed(record: StudyRecord, highlight: set[int]) -> tuple[list[TrialRecord], str]:
+    """The trials the table lists, in number order, and a note when not all of them: the
+    highlighted ones, then the best complete ones by the first objective."""
+    if len(record.trials) <= TABLE_LIMIT:
+        return sorted(record.trials, key=lambda t: t.number), ""
+    sign = -1.0 if record.direction == "maximize" else 1.0
+    done = [t for t in record.trials if t.state == "COMPLETE" and is_finite(t.value)]
+    ranked = sorted(done, key=lambda t: (sign * float(t.value or 0.0), t.number))
+    keep = {t.number for t in record.trials if t.number in highlight}
+    for t in ranked:
+        if len(keep) >= TABLE_LIMIT:
+            break
+        keep.add(t.number)
+    listed = [t for t in record.trials if t.number in keep]
+    note = (
+        f"<p class='muted'>{len(listed):,} of {len(record.trials):,} trials: the best by "
+        f"{html.escape(record.objective)}. <code>archtune show NAME --all</code> or "
+        "<code>archtune dashboard</code> lists every one.</p>"
+    )
+    return sorted(listed, key=lambda t: t.number), note
+
+
 def table_html(record: StudyRecord, highlight: set[int]) -> str:
-    """The card of every trial; the rows of ``highlight`` (the best trial, or the front)
-    stand out."""
+    """The card of the trials (at most :data:`TABLE_LIMIT`); the rows of ``highlight``
+    (the best trial, or the front) stand out."""
     costs = cost_columns(record)
     rows = []
-    for t in sorted(record.trials, key=lambda t: t.number):
+    listed, note = _listed(record, highlight)
+    for t in listed:
         cls = ' class="best"' if t.number in highlight else ""
         cost = "".join(f"<td class='num'>{_cost_cell(t, name)}</td>" for name, _ in costs)
         rows.append(
@@ -198,6 +225,6 @@ def table_html(record: StudyRecord, highlight: set[int]) -> str:
     span = len(heads) + 1
     body = "".join(rows) or f'<tr><td colspan="{span}" class="muted">No trials yet.</td></tr>'
     return (
-        f'<section class="card"><h2>Trials</h2><div class="scroll"><table>'
+        f'<section class="card"><h2>Trials</h2>{note}<div class="scroll"><table>'
         f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div></section>"
     )

@@ -297,3 +297,27 @@ def test_numeric_choices_declared_categorical_by_the_space_get_a_category_axis()
     assert axes["train/batch_size"].kind == "categorical"
     assert list(axes["train/batch_size"].ticktext) == ["32", "128"]
     assert axes["x"].kind == "linear"
+
+
+def test_many_learning_curves_share_a_trace_per_state() -> None:
+    trials = [
+        TrialRecord(
+            i,
+            "PRUNED" if i % 3 == 0 else "COMPLETE",
+            {"x": i},
+            0.5 + i / 1000,
+            {1: 0.1, 2: 0.3 + i / 1000} if i % 3 else {1: 0.2},
+        )
+        for i in range(300)
+    ]
+    record = StudyRecord("many", "maximize", "acc", None, trials)
+    fig = plot_learning_curves(record)
+    lines = {t.name: t for t in fig.data if t.mode == "lines"}
+    assert len(fig.data) <= 5 and set(lines) >= {"complete", "pruned"}
+    complete = lines["complete"]
+    drawn = [y for y in complete.y if y is not None]
+    assert len(drawn) == 2 * (200 - 1)  # every complete trial but the best, two epochs
+    assert complete.y.count(None) == 199  # one gap after each trial
+    assert fig.data[-1].name == "best (trial 299)"
+    stops = [t for t in fig.data if t.mode == "markers"]
+    assert len(stops) == 1 and len(stops[0].x) == 100

@@ -264,3 +264,24 @@ def test_report_escapes_errors_and_rejection_reasons(costly):
     page = render_report(costly)
     assert "<script>alert(2)" not in page and "&lt;script&gt;alert(2)&lt;/script&gt;" in page
     assert "<b>1e6</b>" not in page and "&lt;b&gt;1e6&lt;/b&gt;" in page
+
+
+def test_a_large_study_lists_its_best_trials_and_says_so() -> None:
+    from dashboard.report_table import TABLE_LIMIT
+
+    n = 2 * TABLE_LIMIT + 200  # 1,100 complete trials (the odd numbers)
+    trials = [
+        TrialRecord(i, "COMPLETE" if i % 2 else "FAIL", {"x": i}, i / n if i % 2 else None)
+        for i in range(n)
+    ]
+    page = render_report(StudyRecord("big", "maximize", "acc", None, trials))
+    table = page.split("<h2>Trials</h2>", 1)[1]
+    rows = table.count("<tr") - 1  # the header row
+    assert rows == TABLE_LIMIT
+    assert f"{TABLE_LIMIT:,} of {n:,} trials: the best by acc" in table
+    listed = [int(r.split("</td>")[0].split(">")[-1]) for r in table.split("<tr")[2:]]
+    assert (
+        listed == sorted(listed)
+        and listed[-1] == n - 1
+        and min(listed) == n - 1 - 2 * (TABLE_LIMIT - 1)
+    )
