@@ -1,9 +1,16 @@
-"""A multi-objective study file: the accuracy / size front of ResNets on digits.
+"""Recipe: several objectives, the accuracy / size front of ResNets on digits.
 
 Two objectives: validation accuracy (maximised) against the trained network's parameter
 count (minimised), under a parameter budget (a constraint: proposals over it are refused
 before they train). ASHA stops weak trainings early; it judges the accuracy, the learning
 objective, epoch by epoch (a network's parameter count does not change while it trains).
+A stopped trial is PRUNED and never on the front.
+
+For speed instead of size, write ``objective=["val_acc", "latency_ms"]`` (one input,
+measured on the trial's own device; ``latency_batch_ms`` for a batch), or list all three
+with three directions; ``flops`` and ``activation_bytes`` are costs too (see
+docs/objectives.md).
+
 Run it with::
 
     archtune run examples/digits_multi_objective.py --trials 40

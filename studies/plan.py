@@ -1,9 +1,11 @@
 """Everything a run is checked against before anything is written: the study's
-arguments, the settings, the trainer, the objectives and the controller.
+arguments, the settings, the trainer (and its teacher), the objectives and the controller.
 
 :meth:`Study.run <studies.Study.run>`, :meth:`Study.resume <studies.Study.resume>` and
 :meth:`Experiment.run <studies.Experiment.run>` call :func:`plan_run` first, so a bad
-setting, controller, objective or trainer raises before a study is created or changed.
+setting, controller, objective or trainer raises before a study is created or changed. A
+teacher named by study and trial is found there too (:mod:`studies.teacher`), so the
+trainer the study stores names it by trial number.
 
 Example:
     >>> plan = make_sampler("evolution", trials_before=0)
@@ -26,6 +28,7 @@ from search.spec import ControllerSpec, controller_spec, importable
 from spaces import SearchSpace
 from studies.objectives import Objective, Objectives
 from studies.settings import RunSettings
+from studies.teacher import ResolvedTeacher, resolve_teacher
 from trainers import Trainer
 
 Controller = optuna.samplers.BaseSampler | ControllerSpec | str | None
@@ -81,11 +84,14 @@ class RunPlan:
         scheduled: The objective an early-stopping scheduler judges, epoch by epoch (see
             :meth:`~studies.objectives.Objectives.scheduled_for`); the first objective
             when no objective is reported every epoch (then only ``fifo`` is allowed).
+        teacher: The trial of an earlier study the trainer distils from, when it names
+            one (:func:`studies.teacher.resolve_teacher`).
     """
 
     sampler: optuna.samplers.BaseSampler
     spec: ControllerSpec
     scheduled: Objective | None = None
+    teacher: ResolvedTeacher | None = None
 
 
 def plan_run(
@@ -95,16 +101,27 @@ def plan_run(
     controller: Controller,
     settings: RunSettings,
     trials_before: int,
+    *,
+    storage: str | None = None,
 ) -> RunPlan:
     """Check that ``trainer`` can run ``space`` for ``objectives`` with ``settings``, and
     make the controller for a study already holding ``trials_before`` trials.
 
+    A teacher the trainer names by study and trial is found (read only) and handed to
+    the trainer (:func:`studies.teacher.resolve_teacher`); ``storage``, the URL of the
+    database of the study being run, is where a teacher without a storage of its own is
+    looked for.
+
     Raises:
         ValueError / TypeError: what is wrong and how to fix it.
+        FileNotFoundError: the teacher trial's checkpoint is gone (the message says where
+            it was expected).
+        studies.storage.StorageError: the teacher's database cannot be read.
     """
     if not isinstance(trainer, Trainer):
         raise TypeError(f"trainer must be an archtune Trainer, got {type(trainer).__name__}.")
     trainer.check_space(space)
+    teacher = resolve_teacher(trainer, storage)
     if space.constraints and type(trainer).model_stats is Trainer.model_stats:
         raise ValueError(
             f"The space has constraints, but {type(trainer).__name__} cannot compute model "
@@ -138,7 +155,9 @@ def plan_run(
             f"{trainer.max_epochs} epochs, so no trial could be stopped; lower it."
         )
     plan = dataclasses.replace(
-        make_sampler(controller, trials_before), scheduled=scheduled or objectives[0]
+        make_sampler(controller, trials_before),
+        scheduled=scheduled or objectives[0],
+        teacher=teacher,
     )
     if objectives.multi and plan.spec.registered:
         several = multi_objective_controllers()

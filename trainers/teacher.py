@@ -8,9 +8,15 @@ source once; :func:`load_teacher` rebuilds the frozen network with
 :func:`trainers.checkpoint.model_from_checkpoint`, and :func:`check_teacher` says how it
 differs from the data, if it does. Distillation itself is in :mod:`trainers.distill`.
 
+A trial may be named ``"best"`` and the storage left out (the database of the study that
+distils): that shortcut needs the study being run, so :mod:`studies.teacher` resolves it
+in the driver before the run, to a trial number the study stores with its trainer.
+
 Example:
     >>> TeacherSource.parse({"study": "digits", "trial": 3, "storage": "sqlite:///a.db"}).trial
     3
+    >>> TeacherSource.parse({"study": "digits", "trial": "best"}).to_json()
+    {'study': 'digits', 'trial': 'best'}
 """
 
 from __future__ import annotations
@@ -28,6 +34,8 @@ from trainers.checkpoint import CHECKPOINT_FILE, load_checkpoint, model_from_che
 
 _CHECKPOINT_KEYS = frozenset({"checkpoint"})
 _STUDY_KEYS = frozenset({"study", "trial", "storage"})
+BEST = "best"
+"""The trial name of a study's best trial (see :mod:`studies.teacher`)."""
 
 
 @dataclass(frozen=True)
@@ -38,12 +46,15 @@ class TeacherSource:
 
     - ``checkpoint``: an archtune checkpoint file, or a Ray checkpoint directory that
       holds one (``checkpoint.pt``);
-    - ``study``, ``trial`` and ``storage``: trial number ``trial`` of study ``study`` in
-      the Optuna database at URL ``storage``; the checkpoint is the directory stored in
-      that trial's user attribute :data:`ATTR_CHECKPOINT`.
+    - ``study``, ``trial`` and optionally ``storage``: trial number ``trial`` (or
+      ``"best"``) of study ``study`` in the Optuna database at URL ``storage`` (None:
+      the database of the study that distils); the checkpoint is the directory stored
+      in that trial's user attribute :data:`ATTR_CHECKPOINT`.
 
-    Resolve in the driver (``Trainer.check_space``): relative paths are taken from the
-    current directory, and Ray workers run elsewhere and never open the database.
+    Resolve in the driver: relative paths are taken from the current directory, and Ray
+    workers run elsewhere and never open the database. A study run resolves every study
+    form (:func:`studies.teacher.resolve_teacher`); :meth:`resolve` alone finds only a
+    trial given by number in a database given by URL.
 
     Example:
         >>> TeacherSource.parse("runs/best/checkpoint.pt").to_json()
@@ -52,7 +63,7 @@ class TeacherSource:
 
     checkpoint: str | None = None
     study: str | None = None
-    trial: int | None = None
+    trial: int | str | None = None
     storage: str | None = None
 
     def __post_init__(self) -> None:
@@ -68,20 +79,25 @@ class TeacherSource:
                     "storage=..., not both."
                 )
             return
-        missing = [k for k in ("study", "trial", "storage") if getattr(self, k) is None]
+        missing = [k for k in ("study", "trial") if getattr(self, k) is None]
         if missing:
             raise ValueError(
-                f"TeacherSource needs checkpoint=PATH, or all of study, trial and storage "
-                f"(missing {missing})."
+                f"TeacherSource needs checkpoint=PATH, or study and trial (and storage when "
+                f"the study is in another database; missing {missing})."
             )
-        if not isinstance(self.study, str) or not isinstance(self.storage, str):
+        if not isinstance(self.study, str) or not self.study:
+            raise TypeError(f"TeacherSource study must be a study name, got {self.study!r}.")
+        if self.storage is not None and (not isinstance(self.storage, str) or not self.storage):
             raise TypeError(
-                f"TeacherSource study and storage must be strings, got {self.study!r} "
-                f"and {self.storage!r}."
+                f"TeacherSource storage must be a database URL string (or None: the "
+                f"database of the study that distils), got {self.storage!r}."
             )
+        if self.trial == BEST:
+            return
         if isinstance(self.trial, bool) or not isinstance(self.trial, int) or self.trial < 0:
             raise TypeError(
-                f"TeacherSource trial must be a trial number (an int >= 0), got {self.trial!r}."
+                f"TeacherSource trial must be a trial number (an int >= 0) or {BEST!r}, "
+                f"got {self.trial!r}."
             )
 
     @classmethod
@@ -100,23 +116,28 @@ class TeacherSource:
             return cls(checkpoint=os.fspath(value))
         if isinstance(value, Mapping):
             keys = frozenset(value)
-            if keys not in (_CHECKPOINT_KEYS, _STUDY_KEYS):
+            by_study = {"study", "trial"} <= keys <= _STUDY_KEYS
+            if keys != _CHECKPOINT_KEYS and not by_study:
                 raise ValueError(
-                    f"A teacher is {{'checkpoint': PATH}} or {{'study': NAME, 'trial': N, "
-                    f"'storage': URL}}; got keys {sorted(keys)}."
+                    f"A teacher is {{'checkpoint': PATH}} or {{'study': NAME, 'trial': N or "
+                    f"'best'}} (with 'storage': URL for another database); got keys "
+                    f"{sorted(keys)}."
                 )
             return cls(**value)
         raise TypeError(
             "A teacher is a checkpoint path, a dict {'checkpoint': PATH} or "
-            f"{{'study': NAME, 'trial': N, 'storage': URL}}, or a TeacherSource; "
+            "{'study': NAME, 'trial': N or 'best'[, 'storage': URL]}, or a TeacherSource; "
             f"got {type(value).__name__}."
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The dict :meth:`parse` reads back."""
+        """The dict :meth:`parse` reads back (no ``storage`` key when it is None)."""
         if self.checkpoint is not None:
             return {"checkpoint": self.checkpoint}
-        return {"study": self.study, "trial": self.trial, "storage": self.storage}
+        out: dict[str, Any] = {"study": self.study, "trial": self.trial}
+        if self.storage is not None:
+            out["storage"] = self.storage
+        return out
 
     def resolve(self) -> str:
         """The absolute path of the teacher's checkpoint (a file or a Ray checkpoint dir).
@@ -126,9 +147,17 @@ class TeacherSource:
         Raises:
             FileNotFoundError: when the checkpoint, or a SQLite database, does not exist.
             ValueError: for an unknown study (the message lists the known ones), trial
-                number, a trial that is not COMPLETE, or one without a recorded checkpoint.
+                number, a trial that is not COMPLETE, or one without a recorded checkpoint;
+                and for the ``"best"`` / no-storage shortcut, which a study run resolves.
             RuntimeError: when the database cannot be read.
         """
+        if self.checkpoint is None and (self.trial == BEST or self.storage is None):
+            what = "the best trial" if self.trial == BEST else "no storage"
+            raise ValueError(
+                f"The teacher {self.to_json()} names {what}: a study run resolves it "
+                "(studies.teacher.resolve_teacher, called by Study.run and `archtune run`). "
+                "Outside a study, give trial=N and storage=URL, or the checkpoint path."
+            )
         if self.checkpoint is not None:
             path = self.checkpoint
             where = "TeacherSource checkpoint"

@@ -261,7 +261,9 @@ def test_parse_and_json_round_trip(tmp_path: Path) -> None:
     by_path = TeacherSource.parse(tmp_path / "c.pt")
     assert by_path == TeacherSource(checkpoint=str(tmp_path / "c.pt"))
     by_trial = {"study": "s", "trial": 2, "storage": "sqlite:///x.db"}
-    for source in (by_path, TeacherSource.parse(by_trial)):
+    shortcut = {"study": "s", "trial": "best"}  # the study's own database
+    assert TeacherSource.parse(shortcut).to_json() == shortcut
+    for source in (by_path, TeacherSource.parse(by_trial), TeacherSource.parse(shortcut)):
         assert TeacherSource.parse(json.loads(json.dumps(source.to_json()))) == source
         assert TeacherSource.parse(source) is source
     assert TeacherSource.parse({"checkpoint": "a.pt"}).checkpoint == "a.pt"
@@ -271,11 +273,14 @@ def test_parse_and_json_round_trip(tmp_path: Path) -> None:
     ("value", "error", "match"),
     [
         ({"checkpoint": "a.pt", "study": "s"}, ValueError, r"got keys \['checkpoint', 'study'\]"),
-        ({"study": "s", "trial": 1}, ValueError, "got keys"),
+        ({"study": "s", "storage": "u"}, ValueError, "got keys"),
+        ({"study": "s", "trial": 1, "stroage": "u"}, ValueError, "got keys"),
         ({}, ValueError, "got keys"),
         ({"study": "s", "trial": True, "storage": "u"}, TypeError, "trial number"),
         ({"study": "s", "trial": -1, "storage": "u"}, TypeError, "trial number"),
-        ({"study": "s", "trial": 1, "storage": 3}, TypeError, "must be strings"),
+        ({"study": "s", "trial": "last"}, TypeError, "or 'best'"),
+        ({"study": "s", "trial": 1, "storage": 3}, TypeError, "database URL string"),
+        ({"study": "", "trial": 1}, TypeError, "a study name"),
         ({"checkpoint": ""}, TypeError, "non-empty path"),
         (3, TypeError, "got int"),
     ],
@@ -288,8 +293,17 @@ def test_parse_rejects(value: Any, error: type[Exception], match: str) -> None:
 def test_source_takes_one_form() -> None:
     with pytest.raises(ValueError, match="not both"):
         TeacherSource(checkpoint="a.pt", study="s")
-    with pytest.raises(ValueError, match=r"missing \['trial', 'storage'\]"):
+    with pytest.raises(ValueError, match=r"missing \['trial'\]"):
         TeacherSource(study="s")
+
+
+@pytest.mark.parametrize(
+    "source",
+    [{"study": "s", "trial": "best", "storage": "sqlite:///x.db"}, {"study": "s", "trial": 0}],
+)
+def test_the_shortcut_is_left_to_a_study_run(source: dict[str, Any]) -> None:
+    with pytest.raises(ValueError, match="a study run resolves it"):
+        TeacherSource.parse(source).resolve()
 
 
 def test_resolve_checkpoint_paths(teacher: dict[str, Any], tmp_path: Path) -> None:
