@@ -79,6 +79,29 @@ def _run_dir_arg(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _monitor_args(p: argparse.ArgumentParser) -> None:
+    """``--tensorboard``, ``--metrics-port`` and ``--metrics-host`` (docs/monitoring.md)."""
+    p.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="DIR",
+        help="write one TensorBoard run per trial into DIR (tensorboard --logdir DIR)",
+    )
+    p.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="serve the driver's metrics for Prometheus on PORT (0: any free port)",
+    )
+    p.add_argument(
+        "--metrics-host",
+        default=None,
+        metavar="HOST",
+        help="address the metrics port listens on (default 127.0.0.1: this machine only)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="archtune",
@@ -101,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=None, help="override the trial count")
     p.add_argument("--address", default=None, help="auto | ray://HOST:10001 (default: local)")
     _run_dir_arg(p)
+    _monitor_args(p)
     _storage_arg(p, from_file=True)
 
     p = sub.add_parser("resume", help="continue an interrupted study")
@@ -108,6 +132,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--trials", type=int, default=None, help="run this many more instead")
     p.add_argument("--address", default=None, help="auto | ray://HOST:10001 (default: local)")
     _run_dir_arg(p)
+    _monitor_args(p)
     p.add_argument(
         "--study-file",
         default=None,
@@ -212,7 +237,13 @@ def cmd_run(args: argparse.Namespace) -> None:
     from studies.experiment import load_experiment
 
     exp = load_experiment(args.study_file, args.name)
-    exp = exp.replace(num_trials=args.trials, storage=args.storage)
+    exp = exp.replace(
+        num_trials=args.trials,
+        storage=args.storage,
+        tensorboard=args.tensorboard,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
+    )
     exp.run(address=args.address, run_dir=args.run_dir)
     _finish_run(exp.name, exp.storage)
 
@@ -222,7 +253,13 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
     study = Study.load(args.name, args.storage)
     started = study.resume(
-        args.trials, address=args.address, study_file=args.study_file, run_dir=args.run_dir
+        args.trials,
+        address=args.address,
+        study_file=args.study_file,
+        run_dir=args.run_dir,
+        tensorboard=args.tensorboard,
+        metrics_port=args.metrics_port,
+        metrics_host=args.metrics_host,
     )
     if started == 0:
         out.print(

@@ -58,8 +58,9 @@ class Experiment:
     The constructor also takes ``seed`` (of a controller given by name) and every field
     of :class:`~studies.settings.RunSettings` as a keyword (``num_trials``,
     ``max_concurrent``, ``scheduler``, ``scheduler_options``, ``resources_per_trial``,
-    ``run_dir``, ``max_retries``, ``reuse_finished``, ``resume_stopped``), which replace
-    the same field of ``settings``. Override fields later with ``dataclasses.replace``.
+    ``run_dir``, ``max_retries``, ``reuse_finished``, ``resume_stopped``, ``tensorboard``,
+    ``metrics_port``, ``metrics_host``), which replace the same field of ``settings``.
+    Override fields later with ``dataclasses.replace``.
     """
 
     name: str
@@ -92,6 +93,9 @@ class Experiment:
         max_retries: int | None = None,
         reuse_finished: bool | None = None,
         resume_stopped: bool | None = None,
+        tensorboard: str | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str | None = None,
     ) -> None:
         check_study_name(name)  # at once: a study file with a bad name fails to load
         if seed is not None:
@@ -111,6 +115,9 @@ class Experiment:
             "max_retries": max_retries,
             "reuse_finished": reuse_finished,
             "resume_stopped": resume_stopped,
+            "tensorboard": tensorboard,
+            "metrics_port": metrics_port,
+            "metrics_host": metrics_host,
         }
         fields = {
             "name": name,
@@ -141,16 +148,28 @@ class Experiment:
         """Create the study (or continue the one of the same name) and run it.
 
         Everything is checked before the study is created, so a bad setting leaves
-        nothing behind in the database.
+        nothing behind in the database; the monitors the settings ask for (TensorBoard,
+        Prometheus) are opened before it too, so a directory that is not writable or a
+        port in use (:class:`~studies.monitor.MonitorError`) leaves nothing behind either.
         """
         objectives = check_study_args(self.name, self.space, self.objective, self.direction)
         settings = run_settings(self.settings, {"address": address, "run_dir": run_dir})
         with warnings.catch_warnings():  # Study.run says it once
             warnings.simplefilter("ignore", UserWarning)
-            plan_run(self.space, objectives, self.trainer, self.controller, settings, 0)
+            plan_run(
+                self.space,
+                objectives,
+                self.trainer,
+                self.controller,
+                settings,
+                0,
+                storage=self.storage,
+            )
+        from studies.monitor import monitoring
         from studies.runner import ray_for_run
 
-        with ray_for_run(settings, self.storage):  # a cluster that can't run it: no study
+        # Study.run goes on with these monitors (a port is bound once).
+        with monitoring(settings), ray_for_run(settings, self.storage):  # else: no study
             study = Study.create(
                 self.name,
                 self.space,

@@ -42,6 +42,10 @@ only forward events to it, so the rules below are in one place:
   checkpoint. The per-epoch metric rows of the epochs before it stay with the trial it
   went on from.
 
+- **Monitors** (:mod:`studies.monitor`): TensorBoard and Prometheus, when a run asks
+  for them, are told of each proposal, recorded epoch, trial end, ask and database
+  write (``monitor``); they never stop a run.
+
 - **Overhead**: where each trial's time went (propose, queue, start-up, train,
   record; :mod:`studies.overhead`), from the wall-clock times each report carries, is
   written once, in ``archtune:overhead``, when the trial is told or left interrupted.
@@ -83,6 +87,7 @@ from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
 from studies.costs import constraint_values, proposal_stats, records_constraints, violations
 from studies.history import ConfigKey, Done, Stopped, TrialHistory
+from studies.monitor import MonitorGroup, RunMonitor, TrialEnd
 from studies.objectives import Objectives
 from studies.overhead import Overhead, TrialClock
 from studies.records import (
@@ -185,6 +190,8 @@ class Recorder:
             trial's curve); default the first objective.
         adopt: Interrupted trials of the study (RUNNING, their proposal complete) to
             train again first (above).
+        monitor: What watches the run (:class:`~studies.monitor.RunMonitor`); its
+            hooks are called through a :class:`~studies.monitor.MonitorGroup`.
     """
 
     def __init__(
@@ -203,6 +210,7 @@ class Recorder:
         resume: bool = False,
         scheduled: str | None = None,
         adopt: Sequence[optuna.trial.FrozenTrial] = (),
+        monitor: RunMonitor | None = None,
     ) -> None:
         self.study = study
         self.storage = storage
@@ -231,7 +239,8 @@ class Recorder:
             study, storage, trainer_id, multi=objectives.multi, scheduled=self._scheduled
         )
         self._constrained: bool | None = None  # built on first use
-        self._writer = OrderedWriter()
+        self.monitor = MonitorGroup.of(monitor)
+        self._writer = OrderedWriter(on_write=self.monitor.wrote)
 
     @property
     def scheduled(self) -> str:
@@ -252,7 +261,13 @@ class Recorder:
         """
         if self.asked >= self.num_trials:
             return None
-        return self._writer.call(self._propose, key)
+        began = time.perf_counter()
+        config = self._writer.call(self._propose, key)
+        self.monitor.asked(time.perf_counter() - began)
+        if config is not None:
+            trial = self._open[key].trial
+            self.monitor.trial_started(trial.number, trial.params)
+        return config
 
     def _propose(self, key: str) -> dict[str, Any] | None:
         """:meth:`ask`, on the writer thread (after every earlier write)."""
@@ -436,6 +451,7 @@ class Recorder:
             state.curve[step] = float(value)
         # Two writes of one transaction each, so a busy database can retry either alone.
         self._writer.submit(self.storage.add_metrics, trial_id(state.trial), step, metrics)
+        self.monitor.epoch(state.trial.number, step, metrics)
         if value is not None and not self.objectives.multi:  # Optuna: one objective only
             self._writer.submit(state.trial.report, float(value), step)
 
@@ -520,10 +536,16 @@ class Recorder:
             self._writer.flush()
         reason = reason or self.stop_reason or "The run stopped before this trial finished."
         opened = list(self._open.items())
-        if not self._writer.failed:  # else they stay RUNNING unmarked, as after a crash
-            for _key, state in opened:
-                overhead = state.clock.overhead().to_json()
-                self._writer.submit(self._write_interrupted, state.trial, reason, overhead)
+        write = not self._writer.failed  # else they stay RUNNING unmarked, as after a crash
+        for _key, state in opened:
+            overhead = state.clock.overhead()
+            if write:
+                self._writer.submit(
+                    self._write_interrupted, state.trial, reason, overhead.to_json()
+                )
+            self.monitor.trial_finished(
+                TrialEnd(state.trial.number, "INTERRUPTED", overhead=overhead)
+            )
         self._open.clear()
         self.interrupted += len(opened)
         return len(opened)
@@ -587,10 +609,12 @@ class Recorder:
         for name, text in attrs.items():
             trial.set_user_attr(name, text)
         # Measured now, once every earlier write of the trial landed: its record lag.
-        trial.set_user_attr(ATTR_OVERHEAD, clock.overhead().to_json())
+        overhead = clock.overhead()
+        trial.set_user_attr(ATTR_OVERHEAD, overhead.to_json())
         if constraints:
             set_constraints(trial, constraints)
         frozen = self.study.tell(trial, values=values, state=state, skip_if_finished=True)
+        self.monitor.trial_finished(TrialEnd.told(frozen, overhead))
         if self.on_finish is not None:
             self.on_finish(frozen)
 

@@ -24,6 +24,7 @@ import optuna
 
 from spaces import SearchSpace
 from studies.cluster import check_cluster, is_uri
+from studies.monitor import RunMonitor
 from studies.names import file_slug
 from studies.objectives import Objective, Objectives
 from studies.progress import TrialProgress
@@ -151,17 +152,19 @@ def run_on_ray(
     progress: bool,
     adopt: Sequence[optuna.trial.FrozenTrial] = (),
     lease: Lease | None = None,
+    monitor: RunMonitor | None = None,
 ) -> None:
     """Run ``settings.num_trials`` trials of ``study`` through a Ray Tune ``Tuner``;
     its scheduler judges ``scheduled`` epoch by epoch. The interrupted trials ``adopt``
-    go on first. The run stops, as on Ctrl-C, if ``lease`` is lost.
+    go on first. The run stops, as on Ctrl-C, if ``lease`` is lost. ``monitor`` (open,
+    see :func:`studies.monitor.monitoring`) watches it.
 
     Raises:
         studies.interrupt.RunInterrupted: when Ctrl-C or SIGTERM stopped the run.
         studies.storage.StorageError: when the database failed, or the lease was lost.
     """
     with _tune_environment():
-        _run(study, trainer, space, settings, scheduled, progress, adopt, lease)
+        _run(study, trainer, space, settings, scheduled, progress, adopt, lease, monitor)
 
 
 # Ray Tune reads these when a run starts. archtune records every result itself, so Ray's
@@ -205,6 +208,7 @@ def _run(
     progress: bool,
     adopt: Sequence[optuna.trial.FrozenTrial],
     lease: Lease | None,
+    monitor: RunMonitor | None = None,
 ) -> None:
     from studies.interrupt import RunInterrupted, SignalStop
 
@@ -224,6 +228,7 @@ def _run(
         resume=settings.resume_stopped,
         scheduled=scheduled.name,
         adopt=adopt,
+        monitor=monitor,
     )
 
     def on_signal(name: str) -> None:
@@ -237,7 +242,10 @@ def _run(
     try:
         trainer.prepare()
         tuner = _tuner(study, trainer, space, settings, scheduled, recorder, stop)
-        _continuing(study, bar, settings.num_trials)
+        best = _continuing(study, bar, settings.num_trials)
+        recorder.monitor.run_started(study.name, objectives, best)
+        for line in recorder.monitor.where():
+            bar.note(line)
         if adopt:
             bar.note(
                 f"Continuing {study.name!r}: {len(adopt)} interrupted trial(s) go on first, "
@@ -274,23 +282,27 @@ def _run(
             logging.getLogger(name).setLevel(level)
 
 
-def _continuing(study: Study, bar: TrialProgress, more: int) -> None:
-    """Say that a run continues a study that has trials, and start the bar from its best."""
+def _continuing(study: Study, bar: TrialProgress, more: int) -> list[list[float]]:
+    """Say that a run continues a study that has trials, and start the bar from its best;
+    return the objective values of its best trials (its front), for the monitors."""
     from studies.reads import StudyReader
 
     reader = StudyReader(study.storage)
     summary = next((s for s in reader.summaries() if s.name == study.name), None)
     if summary is None or summary.n_trials == 0:
-        return
+        return []
     if study.objectives.multi:
-        bar.start_from(None, [t.values for t in reader.front(study.name) if t.values])
+        front = [list(t.values) for t in reader.front(study.name) if t.values]
+        bar.start_from(None, front)
     else:
         best = reader.best(study.name)
         bar.start_from(None if best is None else best.value, [])
+        front = [] if best is None or best.value is None else [[best.value]]
     bar.note(
         f"Continuing study {study.name!r}: {summary.n_trials} trials recorded, "
         f"running {more} more."
     )
+    return front
 
 
 def _close(recorder: Recorder, study: str, raising: bool) -> None:

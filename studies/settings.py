@@ -21,6 +21,7 @@ Example:
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -35,6 +36,8 @@ SCHEDULERS: dict[str, dict[str, int]] = {
     "asha": {"grace_period": 1, "reduction_factor": 3, "brackets": 1},
     "median": {"grace_period": 1, "min_samples_required": 3},
 }
+# Not stored with the study: where to run and how to watch are the resumer's choice.
+_NOT_STORED = ("address", "tensorboard", "metrics_port", "metrics_host")
 
 
 @dataclass(frozen=True)
@@ -66,6 +69,15 @@ class RunSettings:
             already completed from the record instead of training it again.
         resume_stopped: Train a proposal that repeats a configuration the scheduler
             stopped on from that trial's last checkpoint (see :meth:`Study.run`).
+        tensorboard: A directory to write one TensorBoard run per trial into (every
+            per-epoch metric, and the trial's hyperparameters with its final objective
+            values for TensorBoard's HParams view); None writes none. Not stored.
+        metrics_port: Serve the driver's metrics for Prometheus on this port (0: a
+            free one, shown when the run starts); None serves none. Not stored.
+        metrics_host: The address that port listens on: ``127.0.0.1`` (this machine
+            only) by default. Not stored.
+
+    See docs/monitoring.md for what the monitors show.
 
     The mappings are kept as read-only views; settings compare by value but are not
     hashable.
@@ -85,6 +97,9 @@ class RunSettings:
     max_retries: int = 2
     reuse_finished: bool = True
     resume_stopped: bool = False
+    tensorboard: str | None = None
+    metrics_port: int | None = None
+    metrics_host: str = "127.0.0.1"
 
     def __post_init__(self) -> None:
         for label in ("num_trials", "max_concurrent"):
@@ -115,16 +130,39 @@ class RunSettings:
         _check_address(self.address)
         if self.run_dir is not None and (not isinstance(self.run_dir, str) or not self.run_dir):
             raise ValueError(f"run_dir must be a directory path or None, got {self.run_dir!r}.")
+        self._check_monitoring()
+
+    def _check_monitoring(self) -> None:
+        board = self.tensorboard
+        if isinstance(board, os.PathLike):
+            board = os.fspath(board)
+            object.__setattr__(self, "tensorboard", board)
+        if board is not None and (not isinstance(board, str) or not board):
+            raise ValueError(f"tensorboard must be a directory path or None, got {board!r}.")
+        port = self.metrics_port
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535
+        ):
+            raise ValueError(
+                f"metrics_port must be a port number from 0 (any free port) to 65535, or "
+                f"None, got {port!r}."
+            )
+        host = self.metrics_host
+        if not isinstance(host, str) or not host.strip():
+            raise ValueError(
+                f"metrics_host must be an address to listen on such as '127.0.0.1', got {host!r}."
+            )
 
     def scheduler_config(self) -> dict[str, int]:
         """The scheduler's options: archtune's defaults updated with :attr:`scheduler_options`."""
         return scheduler_settings(self.scheduler, self.scheduler_options)
 
     def to_json(self) -> dict[str, Any]:
-        """Every setting but :attr:`address` (where to run is the resumer's choice), with
-        the scheduler's options in full."""
+        """Every setting but :attr:`address` and the monitors' (where to run and how
+        to watch it are the resumer's choice), with the scheduler's options in full."""
         data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        data.pop("address")
+        for name in _NOT_STORED:
+            data.pop(name)
         data["scheduler_options"] = self.scheduler_config()
         data["resources_per_trial"] = dict(self.resources_per_trial)
         return data
@@ -132,7 +170,7 @@ class RunSettings:
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> RunSettings:
         """The settings :meth:`to_json` stored (older studies lack some: defaults apply)."""
-        names = {f.name for f in dataclasses.fields(cls)} - {"address"}
+        names = {f.name for f in dataclasses.fields(cls)} - set(_NOT_STORED)
         return cls(**{k: v for k, v in data.items() if k in names})
 
 

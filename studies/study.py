@@ -306,6 +306,9 @@ class Study:
         max_retries: int | None = None,
         reuse_finished: bool | None = None,
         resume_stopped: bool | None = None,
+        tensorboard: str | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str | None = None,
         progress: bool = True,
     ) -> None:
         """Run ``settings.num_trials`` more trials on Ray Tune, recording each as it ends.
@@ -322,7 +325,8 @@ class Study:
             settings: How to run (:class:`~studies.settings.RunSettings`, whose
                 docstring describes every setting); default ``RunSettings()``.
             num_trials, max_concurrent, scheduler, scheduler_options, resources_per_trial,
-            address, run_dir, max_retries, reuse_finished, resume_stopped: Shortcuts that
+            address, run_dir, max_retries, reuse_finished, resume_stopped, tensorboard,
+            metrics_port, metrics_host: Shortcuts that
                 replace the same field of ``settings`` when given (not None).
                 ``resume_stopped`` trains a repeat of a configuration the
                 scheduler stopped on from that trial's last checkpoint (marked
@@ -331,10 +335,15 @@ class Study:
                 before any training, as in ASHA's promotions. It needs a trainer that
                 reports ``"epoch"`` and checkpoints each epoch (``ImageClassifier`` does),
                 and Ray's run directory on storage the driver can read.
+                ``tensorboard=DIR`` writes one TensorBoard run per trial there and
+                ``metrics_port=PORT`` serves the driver's metrics for Prometheus while
+                the run goes (see docs/monitoring.md).
             progress: Show a progress bar with trials done and the best value.
 
         Raises:
             ValueError / TypeError: on a bad argument, before anything is written or run.
+            studies.monitor.MonitorError: a ValueError, when the TensorBoard directory is
+                not writable or the metrics port cannot be bound (also before).
             studies.lease.DriverAlive: if another live driver runs the study (one driver
                 per study; the message says which process).
             studies.ray_start.RayUnreachable: when no Ray cluster answers at ``address``.
@@ -343,6 +352,7 @@ class Study:
             studies.interrupt.RunInterrupted: when Ctrl-C or SIGTERM stopped the run; the
                 trials it left unfinished go on at the next run or resume.
         """
+        from studies.monitor import monitoring
         from studies.runner import ray_for_run, run_on_ray
 
         overrides = {
@@ -356,26 +366,49 @@ class Study:
             "max_retries": max_retries,
             "reuse_finished": reuse_finished,
             "resume_stopped": resume_stopped,
+            "tensorboard": tensorboard,
+            "metrics_port": metrics_port,
+            "metrics_host": metrics_host,
         }
         settings = run_settings(settings, overrides)
         space = self.space
-        plan = plan_run(space, self.objectives, trainer, controller, settings, len(self.trials))
-        with writing(self.storage, f"start a run of study {self.name!r}"):
-            lease = Lease.acquire(self.storage, study_id(self._study), self.name)
-        try:
-            # Ray up and the cluster checked before the run is recorded: a run the
-            # cluster can never carry changes nothing in the study.
-            with ray_for_run(settings, self.storage.url):
-                with writing(self.storage, f"record the run of study {self.name!r}"):
-                    interrupted = self._settle_running_trials(trainer)
-                    self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
-                    record = run_record(settings, plan.spec, self.n_trained())
-                    self._study.set_user_attr(ATTR_RUN, json.dumps(record))
-                self._study.sampler = plan.sampler
-                scheduled = plan.scheduled or self.objectives[0]
-                run_on_ray(self, trainer, space, settings, scheduled, progress, interrupted, lease)
-        finally:
-            lease.release()
+        plan = plan_run(
+            space,
+            self.objectives,
+            trainer,
+            controller,
+            settings,
+            len(self.trials),
+            storage=self.storage.url,
+        )
+        # The monitors open first: a directory not writable or a port in use writes nothing.
+        with monitoring(settings) as monitor:
+            with writing(self.storage, f"start a run of study {self.name!r}"):
+                lease = Lease.acquire(self.storage, study_id(self._study), self.name)
+            try:
+                # Ray up and the cluster checked before the run is recorded: a run the
+                # cluster can never carry changes nothing in the study.
+                with ray_for_run(settings, self.storage.url):
+                    with writing(self.storage, f"record the run of study {self.name!r}"):
+                        interrupted = self._settle_running_trials(trainer)
+                        self._study.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
+                        record = run_record(settings, plan.spec, self.n_trained())
+                        self._study.set_user_attr(ATTR_RUN, json.dumps(record))
+                    self._study.sampler = plan.sampler
+                    scheduled = plan.scheduled or self.objectives[0]
+                    run_on_ray(
+                        self,
+                        trainer,
+                        space,
+                        settings,
+                        scheduled,
+                        progress,
+                        interrupted,
+                        lease,
+                        monitor,
+                    )
+            finally:
+                lease.release()
 
     def _settle_running_trials(self, trainer: Trainer) -> list[optuna.trial.FrozenTrial]:
         """The trials a driver left RUNNING (this process holds the study now, so their
@@ -411,6 +444,10 @@ class Study:
         controller: Controller = None,
         study_file: str | None = None,
         run_dir: str | None = None,
+        *,
+        tensorboard: str | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str | None = None,
     ) -> int:
         """Continue an interrupted run with the trainer and settings it was started with.
 
@@ -430,6 +467,8 @@ class Study:
             run_dir: Where Ray keeps this run's trial directories instead of the stored
                 one (e.g. shared storage, to go on on a cluster; see docs/clusters.md).
                 Interrupted trials still go on from their recorded checkpoints.
+            tensorboard, metrics_port, metrics_host: Watch this run (see :meth:`run`);
+                like ``address``, not kept from the run it continues.
 
         Returns:
             The number of trials started by this call.
@@ -463,6 +502,14 @@ class Study:
         settings = dataclasses.replace(settings, num_trials=remaining, address=address)
         if run_dir is not None:
             settings = dataclasses.replace(settings, run_dir=run_dir)
+        watch = {
+            "tensorboard": tensorboard,
+            "metrics_port": metrics_port,
+            "metrics_host": metrics_host,
+        }
+        settings = dataclasses.replace(
+            settings, **{k: v for k, v in watch.items() if v is not None}
+        )
         self.run(trainer, controller or spec, settings, progress=progress)
         return remaining
 

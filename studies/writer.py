@@ -19,6 +19,10 @@ Every Optuna write of a run goes through one writer: ``submit`` for those nobody
 for, ``call`` for those whose result is needed now (a proposal: it runs after every
 write submitted before it, so the controller sees every earlier result).
 
+``on_write(op, seconds)``, when given, is told how long each write that succeeded took
+(its retries included; ``op`` is the function's name without a leading underscore), on
+the writer thread; what it raises is ignored (the run's monitors, :mod:`studies.monitor`).
+
 Example:
     >>> out = []
     >>> writer = OrderedWriter()
@@ -31,6 +35,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -97,9 +102,14 @@ class OrderedWriter:
     """
 
     def __init__(
-        self, name: str = "archtune-writer", retries: int = RETRIES, backoff_s: float = BACKOFF_S
+        self,
+        name: str = "archtune-writer",
+        retries: int = RETRIES,
+        backoff_s: float = BACKOFF_S,
+        on_write: Callable[[str, float], None] | None = None,
     ) -> None:
         self.retries, self.backoff_s = retries, backoff_s
+        self.on_write = on_write
         self.retried = 0  # writes tried again because the database was busy
         self._queue: queue.Queue[_Item | None] = queue.Queue()
         self._error: BaseException | None = None
@@ -159,15 +169,23 @@ class OrderedWriter:
                 if item is None:
                     return
                 fn, args, future = item
+                began = time.perf_counter()
                 if future is not None:
                     _run_into(future, fn, args, self._error)
                 elif self._error is None:  # after a failure, later writes could be wrong
                     self._attempt(fn, args)
+                self._timed(fn, time.perf_counter() - began)
             except BaseException as e:  # the caller sees it as WriterError; one line here
                 logger.error("archtune: a database write failed: %s", _first_line(e))
                 self._error = e
             finally:
                 self._queue.task_done()
+
+    def _timed(self, fn: Callable[..., Any], seconds: float) -> None:
+        if self.on_write is None or self._error is not None:
+            return
+        with contextlib.suppress(Exception):  # watching never stops the writes
+            self.on_write(getattr(fn, "__name__", "write").lstrip("_"), seconds)
 
     def _attempt(self, fn: Callable[..., T], args: tuple[Any, ...]) -> T:
         """``fn(*args)``, tried again while the database is busy (see the module doc)."""

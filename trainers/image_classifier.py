@@ -25,6 +25,7 @@ from spaces import DenseNetSpace, Family, ResNetSpace, SearchSpace, TrainingSpac
 from spaces.family import config_of
 from trainers.base import Trainer, TrialSession
 from trainers.data import DEFAULT_IN_MEMORY_LIMIT, describe_source, load_data
+from trainers.hardware import merge_ranks
 from trainers.loop import TrialRun, lr_schedule
 
 
@@ -39,8 +40,10 @@ class ImageClassifier(Trainer):
 
     Each report holds ``epoch``, ``val_acc``, ``val_loss``, ``train_loss``,
     ``train_acc``, ``lr`` (at the end of the epoch), ``seconds`` (training time of the
-    epoch), ``samples_per_s`` and ``skipped_steps`` (fp16 steps skipped by the loss
-    scaler). The last report adds the final figures of
+    epoch), ``samples_per_s``, ``skipped_steps`` (fp16 steps skipped by the loss
+    scaler), and the epoch's hardware use (:mod:`trainers.hardware`): ``peak_rss_mb``
+    and ``cpu_util``, and on CUDA ``peak_gpu_mem_mb`` and (with ``pynvml``)
+    ``gpu_util``. The last report adds the final figures of
     :meth:`trainers.loop.TrialRun.final_metrics` (``params``, ``flops``,
     ``latency_ms``, ``test_acc``, the dense figures after pruning, int8 figures).
 
@@ -62,8 +65,11 @@ class ImageClassifier(Trainer):
             fast path); larger data goes through a DataLoader.
         num_workers: DataLoader workers for large data (``None``: up to 4).
         teacher: The teacher of configurations that distil (``distill_alpha > 0``): a
-            checkpoint path, or ``{"study": ..., "trial": n, "storage": url}``; see
-            :class:`trainers.distill.TeacherSource`.
+            checkpoint path, or a trial of an earlier study, ``{"study": NAME, "trial":
+            N}`` or ``{"study": NAME, "trial": "best"}`` (add ``"storage": URL`` when that
+            study is in another database); see :class:`trainers.distill.TeacherSource`. A
+            study run resolves a trial to its checkpoint before it starts
+            (:mod:`studies.teacher`), and stores the trial's number.
         finetune_fraction: Share of the epochs spent fine-tuning after pruning.
         quantize: Report post-training int8 accuracy and CPU latency of the final model.
         compile: Compile each trial's network with ``torch.compile``.
@@ -82,6 +88,8 @@ class ImageClassifier(Trainer):
         "seconds",
         "samples_per_s",
         "skipped_steps",
+        "peak_rss_mb",
+        "cpu_util",
     )
     # Added to the last epoch's report (trainers.loop.TrialRun.final_metrics); the
     # final network's cost, after pruning, measured on the trial's device.
@@ -132,8 +140,9 @@ class ImageClassifier(Trainer):
         self.finetune_fraction = finetune_fraction
         self.quantize, self.compile = bool(quantize), bool(compile)
         self.channels_last, self.tf32 = channels_last, bool(tf32)
-        # Set in the driver by prepare(): the teacher's checkpoint path (a study trial is
-        # looked up there, so workers never open the database) and its shared logits.
+        # Set in the driver by use_teacher() or prepare(): the teacher's checkpoint path
+        # (a study trial is looked up there, so workers never open the database) and its
+        # shared logits.
         self._teacher_path: str | None = None
         self._shared_logits: Any = None
 
@@ -205,7 +214,7 @@ class ImageClassifier(Trainer):
             raise ValueError(
                 "The space distils (distill_alpha > 0) but the trainer has no teacher; "
                 "pass ImageClassifier(teacher='path/to/checkpoint.pt') or "
-                "teacher={'study': NAME, 'trial': N, 'storage': URL}."
+                "teacher={'study': NAME, 'trial': 'best'} (or 'trial': N)."
             )
         epochs = train["epochs"]
         top = getattr(epochs, "high", None) or max(
@@ -217,6 +226,36 @@ class ImageClassifier(Trainer):
                 f"{self.max_epochs}; raise ImageClassifier(epochs=...) to at least {top}."
             )
 
+    def use_teacher(
+        self, source: Any, checkpoint: str, state: Mapping[str, Any] | None = None
+    ) -> None:
+        """Distil from ``checkpoint``, found in the driver for ``source`` (which
+        :meth:`spec` stores from now on); :func:`studies.teacher.resolve_teacher` calls it.
+
+        Args:
+            source: The teacher as the study stores it (a ``TeacherSource`` or its dict).
+            checkpoint: The checkpoint file or Ray checkpoint directory it resolved to.
+            state: That checkpoint, when already read: checked against the data at once.
+
+        Raises:
+            ValueError: when ``state`` does not fit the data (input shape, classes).
+
+        Example:
+            >>> trainer = ImageClassifier(epochs=1)
+            >>> trainer.use_teacher({"study": "big", "trial": 3}, "/runs/t3/checkpoint_000009")
+            >>> trainer.spec()["teacher"]
+            {'study': 'big', 'trial': 3}
+        """
+        from trainers.distill import TeacherSource, check_teacher
+
+        if state is not None:
+            data = self.load_data()
+            check_teacher(state, data.input_shape, data.num_classes)
+        source = TeacherSource.parse(source)
+        if (source, checkpoint) != (self.teacher, self._teacher_path):
+            self._shared_logits = None  # another teacher: its logits are computed again
+        self.teacher, self._teacher_path = source, checkpoint
+
     def prepare(self) -> None:
         """In the driver, once Ray is up: check the teacher against the data and share
         its logits on the training examples with every trial through Ray's object store
@@ -226,7 +265,8 @@ class ImageClassifier(Trainer):
         from trainers.distill import SharedLogits, load_teacher, teacher_logits
 
         data = self.load_data()
-        self._teacher_path = self.teacher.resolve()
+        if self._teacher_path is None:  # else found by the study run (use_teacher)
+            self._teacher_path = self.teacher.resolve()
         teacher = load_teacher(
             self._teacher_path, "cpu", input_shape=data.input_shape, num_classes=data.num_classes
         )
@@ -351,11 +391,13 @@ class ImageClassifier(Trainer):
         for epoch in range(start + 1, epochs + 1):
             if epoch == prune_after + 1 and hp["prune_ratio"] > 0:
                 call("prune")
+            call("meter_start")
             t0 = time.perf_counter()
             sums = call("train_epoch", epoch)
             seconds = time.perf_counter() - t0
             seen = sum(s["seen"] for s in sums)
             val_loss, val_acc = call("evaluate", "val")[0]
+            hardware = merge_ranks(call("meter_stop"))
             metrics = {
                 "epoch": epoch,
                 "val_acc": val_acc,
@@ -366,6 +408,7 @@ class ImageClassifier(Trainer):
                 "seconds": seconds,
                 "samples_per_s": seen / seconds if seconds > 0 else 0.0,
                 "skipped_steps": max(s["skipped"] for s in sums),
+                **hardware,
             }
             if epoch == epochs:
                 metrics.update(call("final_metrics", self.quantize)[0])

@@ -38,6 +38,7 @@ from torch import nn
 from spaces import SearchSpace, TrainingSpace
 from spaces.family import config_of
 from trainers.checkpoint import check_version, model_state, unwrap
+from trainers.hardware import EpochMeter
 
 
 class TrialRun:
@@ -99,6 +100,7 @@ class TrialRun:
         self.generator = torch.Generator().manual_seed(seed)  # batch order: same on all ranks
         fp16 = self.hp["precision"] == "fp16"
         self.scaler = torch.amp.GradScaler(device.type) if fp16 else None
+        self.meter = EpochMeter(device)  # this worker's memory and CPU/GPU use per epoch
         self._prepare()
 
     def _prepare(self) -> None:
@@ -123,6 +125,15 @@ class TrialRun:
     @property
     def prunes(self) -> bool:
         return self.hp["prune_ratio"] > 0
+
+    def meter_start(self) -> None:
+        """An epoch starts: measure this worker's hardware use from now
+        (:class:`trainers.hardware.EpochMeter`)."""
+        self.meter.start()
+
+    def meter_stop(self) -> dict[str, float]:
+        """The epoch's peak memory and CPU/GPU utilisation on this worker."""
+        return self.meter.stop()
 
     def train_epoch(self, epoch: int) -> dict[str, float]:
         """Train one epoch; returns this rank's sums (``loss``, ``correct``, ``seen``,
