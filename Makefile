@@ -23,7 +23,7 @@ $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet $(TORCH)
-	$(BIN)/pip install --quiet -e ".[test,postgres,nni,bench,export]"
+	$(BIN)/pip install --quiet -e ".[test,postgres,nni,bench,export,monitor]"
 	touch $@
 
 setup: $(BIN)/.installed

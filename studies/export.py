@@ -8,6 +8,9 @@ into ``trial-<number>/`` folders beside an ``index.json`` that lists each trial 
 objective values and costs (parameters, FLOPs, latency). Each trial's folder is
 :func:`trainers.export.export_model`'s: model file, slim checkpoint, model card; the card
 adds the study, the trial, its objective values and everything its last epoch reported.
+A study whose trainer reports int8 figures (``ImageClassifier(quantize=True)``) exports
+each trial's int8 model beside it (``model.int8.onnx``, or ``model.int8.pt2`` for the
+other formats), as :func:`trainers.export.export_model` says; the index names it too.
 
 Only COMPLETE trials are exported (a PRUNED one stopped early and is never on a front;
 a FAIL one has nothing to export); their checkpoint is the directory the driver recorded
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
 INDEX_FILE = "index.json"
 # The costs a trial's last epoch reports that the index lists beside the objectives.
 COSTS = ("params", "flops", "activation_bytes", "latency_ms", "latency_batch_ms")
+INT8_COSTS = ("int8_acc", "int8_latency_ms", "fp32_latency_ms")  # with quantize=True
 
 
 def export_study(
@@ -56,6 +60,7 @@ def export_study(
     trial: int | None = None,
     front: bool = False,
     force: bool = False,
+    int8: bool | None = None,
 ) -> list[ExportedModel]:
     """Export the best trial, trial number ``trial``, or the Pareto front of ``study``.
 
@@ -67,6 +72,8 @@ def export_study(
         front: Export every trial on the Pareto front, each in ``trial-<n>/``, with
             ``index.json`` (a single-objective study's front is its best trial).
         force: Write into a non-empty directory, replacing files of the same names.
+        int8: Export each trial's int8 model too (True) or not (False); by default when
+            the study's trainer has ``quantize=True``.
 
     Returns:
         What was written for each trial, in trial order.
@@ -91,7 +98,9 @@ def export_study(
         where = out / f"trial-{t.number}" if front else out
         card = trial_card(record, t, study.storage.shown)
         exported.append(
-            export_model(states[t.number], where, format, trainer=trainer, card=card, force=True)
+            export_model(
+                states[t.number], where, format, trainer=trainer, card=card, force=True, int8=int8
+            )
         )
     if front:
         write_index(out / INDEX_FILE, record, chosen, exported, format)
@@ -191,17 +200,26 @@ def trial_card(record: StudyRecord, t: TrialRecord, storage: str) -> dict[str, A
 
 
 def index_entry(
-    t: TrialRecord, objectives: Sequence[str], folder: str, model_file: str | None
+    t: TrialRecord,
+    objectives: Sequence[str],
+    folder: str,
+    model_file: str | None,
+    int8_file: str | None = None,
 ) -> dict[str, Any]:
-    """One trial's line of ``index.json``: where it is, its values and its costs."""
+    """One trial's line of ``index.json``: where it is, its values and its costs (and its
+    int8 model and figures, when it has them)."""
     last = _last(t)
-    return {
+    entry = {
         "trial": t.number,
         "directory": folder,
         "model": model_file,
         "values": dict(zip(objectives, t.values or [], strict=False)),
         **{c: last.get(c) for c in COSTS},
     }
+    if int8_file is not None:
+        entry["int8_model"] = int8_file
+        entry.update({c: last.get(c) for c in INT8_COSTS})
+    return entry
 
 
 def write_index(
@@ -214,7 +232,11 @@ def write_index(
     """Write the front's ``index.json``."""
     trials = [
         index_entry(
-            t, record.objectives, e.directory.name, e.model_file.name if e.model_file else None
+            t,
+            record.objectives,
+            e.directory.name,
+            e.model_file.name if e.model_file else None,
+            e.int8_file.name if e.int8_file else None,
         )
         for t, e in zip(chosen, exported, strict=True)
     ]

@@ -5,7 +5,8 @@
 trial and its results), then the files, the network (:func:`model_facts`: family,
 configuration, pruning, parameters, FLOPs, CPU latency), its input and output, the data
 entries of :func:`data_facts` (data source, preprocessing, classes, training
-configuration), the verification, and the versions. :func:`write_json` writes strict
+configuration), the verification, the ``int8`` entry of an int8 export, and the
+versions. :func:`write_json` writes strict
 JSON (NaN and infinities as strings).
 
 Example:
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import importlib.util
+import itertools
 import json
 import math
 import os
@@ -39,6 +41,9 @@ CARD_FILE = "model_card.json"
 CARD_VERSION = 1
 INPUT_NAME, OUTPUT_NAME = "images", "logits"
 VERIFY_BATCH = 64  # real images the exported file is checked on
+# Training images an int8 export is calibrated on, as a trial's int8 figures are: 8
+# shuffled batches of 64 (here drawn with seed 0).
+CALIBRATION_BATCHES, CALIBRATION_BATCH = 8, 64
 
 
 class ExportError(ValueError):
@@ -57,6 +62,7 @@ def build_card(
     check: Mapping[str, Any],
     facts: Mapping[str, Any],
     extra: Mapping[str, Any] | None = None,
+    int8: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The card of ``net``, rebuilt from the slim checkpoint ``slim``.
 
@@ -67,6 +73,8 @@ def build_card(
         check: The verification (:func:`trainers.export.verify`).
         facts: What :func:`data_facts` returned.
         extra: Entries the card starts with.
+        int8: The ``int8`` entry (the int8 model, how it was quantized and checked, or
+            why there is none), when an int8 model was asked for.
     """
     facts = dict(facts)
     return {
@@ -86,17 +94,22 @@ def build_card(
             "meaning": "logits: softmax gives class probabilities, argmax the class",
             "classes": facts.pop("classes"),
         },
-        **{k: v for k, v in facts.items() if k != "inputs"},
+        **{k: v for k, v in facts.items() if k not in ("inputs", "calibration")},
         "verification": {**check, "inputs": facts["inputs"]},
+        **({"int8": dict(int8)} if int8 is not None else {}),
         "versions": versions(),
         "exported_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
 
 
-def data_facts(trainer: Any, slim: Mapping[str, Any]) -> tuple[dict[str, Any], torch.Tensor]:
+def data_facts(
+    trainer: Any, slim: Mapping[str, Any], *, calibration: bool = False
+) -> tuple[dict[str, Any], torch.Tensor, torch.Tensor | None]:
     """The card's data entries (``data``, ``preprocessing``, ``training``, ``classes``,
-    ``inputs``) and the verification inputs: real images from the trainer's data, or
-    seeded random ones without a trainer or when its data cannot be read here."""
+    ``inputs``), the verification inputs (real images from the trainer's data, or seeded
+    random ones without a trainer or when its data cannot be read here) and, with
+    ``calibration``, the training images an int8 model is calibrated on (None without
+    them; ``facts["calibration"]`` then says why, else what they are)."""
     shape = tuple(int(s) for s in slim["input_shape"])
     gen = torch.Generator().manual_seed(0)
     inputs = torch.randn(8, *shape, generator=gen)
@@ -108,8 +121,11 @@ def data_facts(trainer: Any, slim: Mapping[str, Any]) -> tuple[dict[str, Any], t
         "preprocessing": None,
         "training": {"config": train, "trainer": None},
     }
+    calib = None
+    if calibration:
+        facts["calibration"] = "no trainer given"
     if trainer is None:
-        return facts, inputs
+        return facts, inputs, calib
     from trainers.preprocessing import preprocessing
 
     source = trainer.source
@@ -119,6 +135,8 @@ def data_facts(trainer: Any, slim: Mapping[str, Any]) -> tuple[dict[str, Any], t
         data = trainer.load_data()
     except (OSError, ValueError, TypeError, ImportError) as e:
         facts["inputs"] = f"8 seeded random normal inputs (the data cannot be read here: {e})"
+        if calibration:
+            facts["calibration"] = f"the data cannot be read here: {e}"
     else:
         if tuple(data.input_shape) != shape or data.num_classes != slim["num_classes"]:
             raise ExportError(
@@ -129,11 +147,25 @@ def data_facts(trainer: Any, slim: Mapping[str, Any]) -> tuple[dict[str, Any], t
         facts["inputs"] = f"the first {len(inputs)} validation images of {source['source']!r}"
         if data.class_names:
             facts["classes"] = list(data.class_names)
+        if calibration:
+            calib = calibration_images(data)
+            facts["calibration"] = (
+                f"{len(calib)} training images of {source['source']!r} ("
+                f"{CALIBRATION_BATCHES} shuffled batches of {CALIBRATION_BATCH}, seed 0)"
+            )
     try:
         facts["preprocessing"] = preprocessing(source)
     except (OSError, ValueError, ImportError) as e:
         facts["preprocessing"] = {"unknown": f"the data cannot be read here: {e}"}
-    return facts, inputs
+    return facts, inputs, calib
+
+
+def calibration_images(data: Any) -> torch.Tensor:
+    """:data:`CALIBRATION_BATCHES` shuffled training batches of
+    :data:`CALIBRATION_BATCH` images (seed 0), on the CPU, in one tensor."""
+    batches = data.train_batches(CALIBRATION_BATCH, torch.Generator().manual_seed(0))
+    taken = [x.float().cpu() for _, x, _ in itertools.islice(batches, CALIBRATION_BATCHES)]
+    return torch.cat(taken)
 
 
 def model_facts(net: nn.Module, slim: Mapping[str, Any]) -> dict[str, Any]:
@@ -160,10 +192,11 @@ def model_facts(net: nn.Module, slim: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def versions() -> dict[str, str]:
-    """archtune, Python, torch and (when installed) the ONNX packages' versions."""
+    """archtune, Python, torch and (when installed) torchao's and the ONNX packages'
+    versions."""
     found = {"archtune": _version("archtune"), "python": platform.python_version()}
     found["torch"] = torch.__version__
-    for name in ("onnx", "onnxscript", "onnxruntime"):
+    for name in ("torchao", "onnx", "onnxscript", "onnxruntime"):
         if importlib.util.find_spec(name) is not None:
             found[name] = _version(name)
     return found

@@ -23,12 +23,15 @@ from search.optuna_access import trial_id
 from spaces import Categorical, ResNetSpace, SearchSpace, TrainingSpace
 from studies import Study
 from studies.cli import main
-from studies.records import ATTR_TRAINER
+from studies.export import index_entry
+from studies.records import ATTR_TRAINER, TrialRecord
 from trainers import ImageClassifier, load_model
 from trainers.base import ATTR_CHECKPOINT
 from trainers.checkpoint import CHECKPOINT_FILE, save_checkpoint
 from trainers.data import load_data
 from trainers.export import ATOL, RTOL
+from trainers.model_card import calibration_images
+from trainers.quantize import quantize_int8
 
 from ..trainers.test_export import needs_onnx, trained
 
@@ -56,11 +59,13 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     return out
 
 
-def _study(url: str, name: str, objectives: list[str], directions: list[str]) -> Study:
+def _study(
+    url: str, name: str, objectives: list[str], directions: list[str], quantize: bool = False
+) -> Study:
     study = Study.create(
         name, space=SPACE, objective=objectives, direction=directions, storage=url
     )
-    trainer = ImageClassifier(dataset="digits", epochs=2)
+    trainer = ImageClassifier(dataset="digits", epochs=2, quantize=quantize)
     study.optuna.set_user_attr(ATTR_TRAINER, json.dumps(trainer.to_json()))
     return study
 
@@ -151,6 +156,37 @@ def test_front_of_a_single_objective_study_is_its_best_trial(single: Study, tmp_
     assert [
         t["trial"] for t in json.loads((tmp_path / "f" / "index.json").read_text())["trials"]
     ] == [1]
+
+
+def test_a_study_that_quantizes_exports_its_trials_int8_model(db_url, runs, tmp_path) -> None:
+    study = _study(db_url, "q", ["val_acc"], ["maximize"], quantize=True)
+    _add(study, TrialState.COMPLETE, [0.9], runs["pruned"])
+    out = tmp_path / "int8"
+    argv = ["export", "q", "--format", "checkpoint", "-o", str(out), "--storage", db_url]
+    assert main(argv) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        CHECKPOINT_FILE,
+        "model.int8.pt2",
+        "model_card.json",
+    ]
+    card = json.loads((out / "model_card.json").read_text())
+    assert card["trial"] == 0 and card["model"]["pruned"]
+    assert card["files"]["int8_model"] == "model.int8.pt2" and card["int8"]["exported"]
+    assert card["int8"]["weights"].startswith("int8") and card["int8"]["verification"]["verified"]
+    data = load_data("digits", val_fraction=0.2, seed=0)
+    graph = quantize_int8(load_model(out), calibration_images(data).split(64))
+    with torch.no_grad():
+        got, expected = load_model(out / "model.int8.pt2")(data.x_val), graph(data.x_val)
+    assert torch.allclose(got, expected, rtol=RTOL, atol=ATOL)
+
+
+def test_the_index_names_the_int8_model_and_its_figures() -> None:
+    metrics = {"params": [(2, 1e4)], "int8_acc": [(2, 0.93)], "int8_latency_ms": [(2, 0.5)]}
+    t = TrialRecord(0, "COMPLETE", {}, value=0.9, metrics=metrics)
+    entry = index_entry(t, ["val_acc"], "trial-0", "model.onnx", "model.int8.onnx")
+    assert entry["int8_model"] == "model.int8.onnx" and entry["int8_acc"] == 0.93
+    assert entry["int8_latency_ms"] == 0.5 and entry["fp32_latency_ms"] is None
+    assert "int8_model" not in index_entry(t, ["val_acc"], "trial-0", "model.onnx")
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,11 @@
-"""Post-training int8 quantization (trainers.quantize) of small trained networks."""
+"""Post-training int8 quantization (trainers.quantize, PT2E through torchao) of small
+trained networks: accuracy and latency beside fp32, int8 weights, the layers left in fp32,
+the oneDNN lowering the latency is measured on, and the errors."""
 
 from __future__ import annotations
+
+import operator
+import sys
 
 import pytest
 import torch
@@ -9,7 +14,13 @@ from torch import nn
 from spaces import DenseNetSpace, ResNetSpace
 from trainers.data import batches, load_dataset
 from trainers.pruning import prune_model
-from trainers.quantize import QuantizationError, int8_report, int8_weight_layers, quantize_int8
+from trainers.quantize import (
+    QuantizationError,
+    int8_report,
+    int8_weight_layers,
+    lower_int8,
+    quantize_int8,
+)
 
 CONFIG = {"stages": 2, "depth": 1, "width": 8}
 
@@ -53,15 +64,37 @@ def test_int8_accuracy_is_close_to_fp32(trained):
     assert report["int8_weight_layers"] == convs_and_linears
 
 
+def _int8_weights(q: torch.fx.GraphModule) -> list[torch.Tensor]:
+    found = [operator.attrgetter(n.target)(q) for n in q.graph.nodes if n.op == "get_attr"]
+    return [t for t in found if isinstance(t, torch.Tensor) and t.dtype == torch.int8]
+
+
 def test_quantized_model_has_int8_weights_and_float_model_is_untouched(trained):
     data = load_dataset("digits")
     state = {k: v.clone() for k, v in trained.state_dict().items()}
     q = quantize_int8(trained, data.x_train[:128].split(64))
-    convs = [m for m in q.modules() if type(m).__module__.startswith("torch.ao.nn.quantized")]
-    assert any(m.weight().dtype == torch.qint8 for m in convs if hasattr(m, "weight"))
+    assert isinstance(q, torch.fx.GraphModule)
+    assert len(_int8_weights(q)) == 7 and all(w.dim() >= 2 for w in _int8_weights(q))
+    ops = {str(n.target) for n in q.graph.nodes if n.op == "call_function"}
+    assert "quantized_decomposed.quantize_per_tensor.default" in ops  # PT2E's QDQ graph
+    assert not any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in q.modules())
     assert not any(isinstance(p, torch.Tensor) and p.is_quantized for p in trained.parameters())
     assert all(torch.equal(v, trained.state_dict()[k]) for k, v in state.items())
-    assert q(data.x_val[:5]).dtype == torch.float32
+    assert trained.training is False and q(data.x_val[:5]).dtype == torch.float32
+    assert q(data.x_val[:1]).shape == (1, 10)  # any batch size
+
+
+def test_onednn_lowering_computes_what_the_graph_does(trained):
+    # The latency is measured on oneDNN's int8 kernels; the accuracy on the graph.
+    data = load_dataset("digits")
+    q = quantize_int8(trained, data.x_train[:256].split(64))
+    fast = lower_int8(q, data.x_val[:1])
+    with torch.no_grad():
+        for i in range(8):
+            x = data.x_val[i : i + 1]
+            ref = q(x)
+            assert fast(x).argmax(1) == ref.argmax(1)
+            assert (fast(x) - ref).abs().max() <= 0.05 * ref.abs().max()
 
 
 @pytest.mark.parametrize(
@@ -84,6 +117,17 @@ def test_layers_without_int8_kernels_stay_in_fp32(family, config):
     with torch.no_grad():
         out, ref = q(x), net(x)
     assert out.shape == ref.shape and torch.isfinite(out).all()
+    # BatchNorms are folded into the convolution before them, or become an affine map
+    # (DenseNet's pre-activations): none is left for convert_pt2e's slow conv-BN search.
+    assert not any("batch_norm" in str(n.target) for n in q.graph.nodes)
+
+
+def test_densenet_int8_keeps_its_accuracy():
+    data = load_dataset("digits")
+    net = train(build(DenseNetSpace(), {"blocks": 2, "layers": 2, "growth": 8}), 120)
+    report = int8_report(net, data.x_train[:256], data.x_val, data.y_val, repeats=3)
+    assert report["fp32_acc"] > 0.8
+    assert abs(report["int8_acc"] - report["fp32_acc"]) <= 0.03
 
 
 def test_pruned_model_quantizes(trained):
@@ -102,6 +146,12 @@ class DataDependent(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(x) if x.sum() > 0 else -self.fc(x)
+
+
+def test_without_torchao_it_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchao.quantization.pt2e.quantize_pt2e", None)
+    with pytest.raises(QuantizationError, match=r"pip install 'torchao"):
+        quantize_int8(nn.Linear(4, 2), [torch.ones(2, 4)])
 
 
 def test_untraceable_model_raises():
