@@ -9,7 +9,8 @@ for each ``--ratios`` value, a copy is pruned with :func:`trainers.pruning.prune
 epochs (AdamW, cosine schedule, the trainer's default hyperparameters). Each row gives
 parameters, FLOPs and CPU latency (batch 1, median of ``--repeats`` after warm-up), the
 validation accuracy after pruning and after fine-tuning, and the int8 accuracy and
-latency of :func:`trainers.quantize.int8_report` (FX static quantization, x86 backend).
+latency of :func:`trainers.quantize.int8_report` (PT2E static quantization through
+torchao, x86; the FX path before 2026-12-07).
 Everything runs on the CPU with ``--threads`` torch threads.
 
 Rerun (from the repository root)::
