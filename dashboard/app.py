@@ -28,8 +28,9 @@ import csv
 import html
 import io
 import pathlib
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from importlib import import_module
 from urllib.parse import quote
 
@@ -45,18 +46,24 @@ from dashboard.paths import parse_path, study_path, trial_path
 from dashboard.study_panels import columns, grid_row
 from studies.readonly import ReadOnlyStorage
 from studies.reads import StudyReader
+from studies.storage import StorageError
 
 __all__ = ["create_app"]
 
 _ASSETS = pathlib.Path(__file__).with_name("assets")
 
 
-def create_app(storage: ReadOnlyStorage, *, poll_ms: int = 3000) -> dash.Dash:
+def create_app(
+    storage: ReadOnlyStorage, *, poll_ms: int = 3000, hosts: Collection[str] | None = None
+) -> dash.Dash:
     """The dashboard over ``storage``: a Dash app (``app.server`` is its Flask server).
 
     Args:
         storage: The database, opened with :func:`~studies.readonly.open_readonly`.
         poll_ms: How often an open page looks for changes, in milliseconds.
+        hosts: The host names a request may be addressed to (None: any). A server on
+            127.0.0.1 answers only ``localhost`` and loopback addresses, so a web page
+            elsewhere cannot read it through a DNS name rebound to 127.0.0.1.
     """
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # importance's in-memory studies
     app = dash.Dash(
@@ -66,8 +73,10 @@ def create_app(storage: ReadOnlyStorage, *, poll_ms: int = 3000) -> dash.Dash:
         update_title=None,
         suppress_callback_exceptions=True,
         serve_locally=True,
+        on_error=_callback_failed,
     )
     ctx = Context(StudyReader(storage), storage.shown, poll_ms)
+    app.server.config["archtune"] = ctx  # serve() closes it
     app.layout = h.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),
@@ -92,8 +101,26 @@ def create_app(storage: ReadOnlyStorage, *, poll_ms: int = 3000) -> dash.Dash:
     page_home.register(app, ctx)
     page_study.register(app, ctx)
     page_trial.register(app, ctx)
-    _server_routes(app.server, ctx)
+    _server_routes(app.server, ctx, hosts)
     return app
+
+
+_last_error: list[str] = [""]
+
+
+def _report(message: str) -> None:
+    """One line on stderr, not repeated while the same error recurs (each poll)."""
+    if message != _last_error[0]:
+        _last_error[0] = message
+        print(f"archtune dashboard: {message}", file=sys.stderr, flush=True)
+
+
+def _callback_failed(error: Exception) -> None:
+    """A callback that raised (the database went away, a study was deleted): one line on
+    stderr, and the page keeps what it shows; the next poll tries again."""
+    _report(
+        f"{type(error).__name__}: {error}" if not isinstance(error, StorageError) else str(error)
+    )
 
 
 def render(ctx: Context, where: tuple[str, ...]) -> h.Div:
@@ -119,7 +146,9 @@ def not_found(ctx: Context, message: str, study: str | None = None) -> h.Div:
         what = f"The studies in {ctx.shown}:" if names else f"{ctx.shown} holds no study yet."
     else:
         n = ctx.reader.summary(study).n_trials
-        links = [h.Li(dcc.Link(f"trial {i}", href=trial_path(study, i))) for i in range(n)][:50]
+        links = [
+            h.Li(dcc.Link(f"trial {i}", href=trial_path(study, i))) for i in range(min(n, 50))
+        ]
         what = f"Study {study!r} has {n} trials" + (" (the first 50):" if n > 50 else ":")
     return h.Div(
         [h.H1("Not found"), h.P(message, className="err"), h.P(what), h.Ul(links)],
@@ -144,7 +173,20 @@ def _missing(ctx: Context, where: tuple[str, ...]) -> str | None:
     return None
 
 
-def _server_routes(server: flask.Flask, ctx: Context) -> None:
+def _server_routes(server: flask.Flask, ctx: Context, hosts: Collection[str] | None) -> None:
+    @server.before_request
+    def _known_host() -> flask.Response | None:
+        if hosts is None:
+            return None
+        name = (
+            flask.request.host.rsplit(":", 1)[0]
+            if "]" not in flask.request.host
+            else (flask.request.host.split("]")[0].lstrip("["))
+        )
+        if name in hosts:
+            return None
+        return flask.Response("Unknown host.", 403, mimetype="text/plain")
+
     @server.before_request
     def _not_found() -> flask.Response | None:
         """A page load of a study or trial that does not exist gets a real 404."""
@@ -158,12 +200,20 @@ def _server_routes(server: flask.Flask, ctx: Context) -> None:
             return None
         return flask.Response(_not_found_html(ctx, why), 404, mimetype="text/html")
 
+    @server.errorhandler(StorageError)
+    def _unreadable(error: StorageError) -> flask.Response:
+        _report(str(error))
+        return flask.Response(html.escape(str(error)), 503, mimetype="text/plain")
+
     @server.get("/export/trials.csv")
     def _trials_csv() -> flask.Response:
         name = flask.request.args.get("study", "")
         if name not in ctx.reader.names():
             return flask.Response(_not_found_html(ctx, f"No study named {name!r}."), 404)
-        headers = {"Content-Disposition": f"attachment; filename*=UTF-8''{quote(name)}.csv"}
+        disposition = (
+            f"attachment; filename=trials.csv; filename*=UTF-8''{quote(name, safe='')}.csv"
+        )
+        headers = {"Content-Disposition": disposition}
         return flask.Response(_csv_rows(ctx, name), mimetype="text/csv", headers=headers)
 
 
@@ -200,5 +250,23 @@ def _csv_rows(ctx: Context, name: str, chunk: int = 5000) -> Iterator[str]:
 
 def _line(cells: list[object]) -> str:
     out = io.StringIO()
-    csv.writer(out).writerow(["" if c is None else c for c in cells])
+    csv.writer(out).writerow([_cell(c) for c in cells])
     return out.getvalue()
+
+
+def _cell(value: object) -> object:
+    """A CSV cell; text a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``)
+    is quoted with ``'`` (numbers stay numbers).
+
+    Example:
+        >>> _cell("=HYPERLINK(1)"), _cell("-0.5"), _cell(None)
+        ("'=HYPERLINK(1)", '-0.5', '')
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        try:
+            float(value)
+        except ValueError:
+            return "'" + value
+    return value

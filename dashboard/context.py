@@ -39,6 +39,11 @@ class Context:
         self.live = LiveStudies(self.reader, min_interval_s=min(1.0, self.poll_ms / 2000))
         self.cache = Cached()
 
+    def close(self) -> None:
+        """Stop the background threads (what runs finishes; nothing waits for it)."""
+        self.live.close()
+        self.cache.close()
+
 
 def text(value: Any) -> str:
     """A value as a page shows it (floats to 6 significant digits, None as "—")."""

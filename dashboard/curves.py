@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import html
 from dataclasses import dataclass
 from typing import Any
 
@@ -146,7 +147,7 @@ def plot_learning_curves(record: StudyRecord, metric: str | None = None) -> go.F
     order = sorted(
         info.curves, key=lambda c: (c.number == info.best_number, c.state != "COMPLETE")
     )
-    best_label = f"best {record.objective}" if record.multi else "best"
+    best_label = f"best {html.escape(record.objective)}" if record.multi else "best"
     if len(order) > MERGE_ABOVE:
         for trace in _merged_traces(order, info.metric, info.best_number, best_label):
             fig.add_trace(trace)

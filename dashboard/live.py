@@ -88,13 +88,14 @@ class LiveStudies:
 
     def get(self, name: str) -> Snapshot:
         """Study ``name`` as now known; starts loading it (in the background) if needed,
-        and polls it if the last poll is older than ``min_interval_s``."""
+        and polls it if the last poll is older than ``min_interval_s``. Never waits for a
+        load or a poll that another request runs."""
         entry = self._entry(name)
-        with entry.lock:
-            if entry.snapshot.version == 0:
+        if entry.snapshot.version == 0:
+            with self._lock:
                 if entry.loading is None or entry.loading.done():  # (again, after an error)
-                    entry.loading = self._pool.submit(self._refresh, name, entry)
-                return entry.snapshot
+                    entry.loading = self._pool.submit(self._refresh, name, entry, True)
+            return entry.snapshot
         if time.monotonic() - entry.polled >= self.min_interval_s:
             self._refresh(name, entry)
         return entry.snapshot
@@ -123,18 +124,18 @@ class LiveStudies:
                 self._entries.pop(next(iter(self._entries)))
             return entry
 
-    def _refresh(self, name: str, entry: _Entry) -> None:
-        """Poll study ``name`` and fold what changed into its record."""
-        if not entry.lock.acquire(blocking=entry.snapshot.version == 0):
-            return  # another request is polling it now
+    def _refresh(self, name: str, entry: _Entry, wait: bool = False) -> None:
+        """Poll study ``name`` and fold what changed into its record (skipped if another
+        request polls it now, unless ``wait``)."""
+        if not entry.lock.acquire(blocking=wait):
+            return
         try:
             entry.polled = time.monotonic()
             try:
-                if entry.snapshot.version == 0 or entry.cursor is None:
-                    head = self.reader.study(name)
-                else:
-                    head = entry.snapshot.record
                 found = self.reader.poll(name, entry.cursor)
+                head = entry.snapshot.record
+                if head is None or found.reset:  # first read, or the study was made again
+                    head = self.reader.study(name)
             except Exception as e:  # the last good record stays; the page says why
                 entry.snapshot = replace(entry.snapshot, error=str(e))
                 return
@@ -145,7 +146,6 @@ class LiveStudies:
             entry.cursor = found.cursor
             changed = found.reset or bool(found.trials) or found.live != entry.snapshot.live
             if changed or entry.snapshot.version == 0:
-                assert head is not None
                 trials = [entry.trials[n] for n in sorted(entry.trials)]
                 record = replace(head, trials=trials)
                 entry.snapshot = Snapshot(record, entry.snapshot.version + 1, found.live)

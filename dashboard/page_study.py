@@ -168,6 +168,7 @@ def layout(ctx: Context, name: str) -> h.Div:
                         "pagination": True,
                         "paginationPageSize": 25,
                         "paginationPageSizeSelector": [25, 100, 500],
+                        "suppressColumnVirtualisation": True,  # at most ~30 columns
                     },
                     style={"height": "540px"},
                     className="ag-theme-quartz",
@@ -209,8 +210,8 @@ def register(app: dash.Dash, ctx: Context) -> None:
             return dash.no_update, dash.no_update
         line = ctx.reader.summary(name)
         record = snap.record or ctx.reader.study(name)
-        n = line.n_trials
-        return snap.version, head(record, line, _status(snap, n))
+        changed = snap.version if snap.version != drawn else dash.no_update  # redraws
+        return changed, head(record, line, _status(snap, line.n_trials))
 
     @app.callback(
         Output("fig-history", "figure"),

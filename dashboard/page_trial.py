@@ -7,6 +7,7 @@ one trial's rows); live while the trial is unfinished.
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import dash
@@ -47,7 +48,7 @@ def plot_metrics(detail: TrialDetail, record: StudyRecord) -> go.Figure:
                 x=[s for s, _ in points],
                 y=[v for _, v in points],
                 mode="lines+markers",
-                name=name,
+                name=html.escape(name),
                 visible=True if name in first or len(series) <= 4 else "legendonly",
             )
         )
@@ -71,9 +72,20 @@ def input_of(settings: dict[str, Any]) -> dict[str, Any]:
         return {}
     channels, side, classes = known
     size = kwargs.get("image_size") or side
-    if isinstance(size, (list, tuple)) and len(size) == 2:
-        return {"input_shape": (channels, int(size[0]), int(size[1])), "num_classes": classes}
-    return {"input_shape": (channels, int(size), int(size)), "num_classes": classes}
+    sides = list(size) if isinstance(size, (list, tuple)) else [size, size]
+    if len(sides) != 2 or not all(isinstance(x, int) and x > 0 for x in sides):
+        return {}
+    return {"input_shape": (channels, sides[0], sides[1]), "num_classes": classes}
+
+
+def _network(trial: Any, record: StudyRecord, shape: dict[str, Any]) -> go.Figure:
+    """The drawing of the trial's network, or a figure saying why there is none (a
+    recorded value the drawing cannot read must not take the page down)."""
+    try:
+        return plot_network(trial, record.space, **shape)
+    except Exception as e:
+        fig = _style(go.Figure(), f"Trial {trial.number} network", "")
+        return _message(fig, f"Cannot draw this network: {e}")
 
 
 def _kv(rows: list[tuple[str, Any]]) -> h.Dl:
@@ -180,7 +192,7 @@ def content(ctx: Context, name: str, record: StudyRecord, detail: TrialDetail) -
             [
                 dcc.Graph(
                     id="trial-network",
-                    figure=plot_network(t, record.space, **shape),
+                    figure=_network(t, record, shape),
                     config=PLOT_CONFIG,
                 )
             ],

@@ -59,14 +59,15 @@ def serve(
     if not 0 <= port <= 65535:
         raise DashboardError(f"--port must be between 0 and 65535, got {port}.")
     storage = open_readonly(url)
-    app = create_app(storage, poll_ms=poll_ms)
     sock = _bind(host, port)  # here, not in Werkzeug: it prints and exits on a taken port
+    local = _loopback(host)
+    app = create_app(storage, poll_ms=poll_ms, hosts=LOOPBACK_NAMES if local else None)
     server = make_server(host, port, app.server, threaded=True, fd=sock.fileno())
     sock.close()  # the server holds its own duplicate of the socket
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request
     shown = f"http://{host if ':' not in host else f'[{host}]'}:{server.port}/"
     print(f"archtune dashboard on {shown} reading {storage.shown} (Ctrl-C stops it)", file=out)
-    if not _loopback(host):
+    if not local:
         print(
             f"archtune: note: on {host}, anyone who reaches this machine can read these "
             "studies (read-only, no login).",
@@ -79,6 +80,13 @@ def serve(
         pass
     finally:
         server.server_close()
+        context = app.server.config.get("archtune")
+        if context is not None:
+            context.close()
+        storage.engine.dispose()
+
+
+LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -8,6 +8,7 @@ from the parameters and statistics of a first page of trials.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,7 @@ from studies.records import StudyRecord, TrialRecord
 
 __all__ = ["Columns", "columns", "grid_request", "grid_row", "head", "settings_panel"]
 
+_CREDENTIALS = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 _STAT_NAMES = {"params": "params", "flops": "FLOPs", "activation_bytes": "activations"}
 _MAX_PARAM_COLUMNS = 16
 
@@ -199,6 +201,8 @@ def head(record: StudyRecord, line: StudyOverview, status: str) -> list[Any]:
 
 
 def _value(value: Any) -> str:
+    if isinstance(value, str):
+        return _CREDENTIALS.sub(r"\1***@", value)  # a URL's password, wherever it hides
     if isinstance(value, dict):
         shown = {k: v for k, v in value.items() if v not in (None, {}, [])}
         return ", ".join(f"{k}={_value(v)}" for k, v in shown.items()) or "—"
@@ -217,15 +221,18 @@ def settings_panel(settings: dict[str, Any]) -> h.Details:
     scheduler = run.get("scheduler")
     if scheduler and run.get("scheduler_options"):
         scheduler = f"{scheduler} ({_value(run['scheduler_options'])})"
-    teacher = trainer.get("teacher")
-    trainer_args = {k: v for k, v in trainer.items() if k not in ("class", "file", "teacher")}
+    kwargs = dict(trainer.get("kwargs") or {})
+    teacher = kwargs.pop("teacher", None) or trainer.get("teacher")
+    trainer_args = kwargs or {
+        k: v for k, v in trainer.items() if k not in ("class", "file", "teacher", "trainer")
+    }
     rows = [
         ("Controller", controller),
         ("Scheduler", scheduler),
         ("Trials in the last run", run.get("num_trials")),
         ("At once", run.get("max_concurrent")),
         ("Resources per trial", run.get("resources_per_trial")),
-        ("Trainer", trainer.get("class")),
+        ("Trainer", trainer.get("class") or trainer.get("trainer")),
         ("Trainer settings", trainer_args or None),
         ("Teacher", teacher),
         ("Retries of a lost trial", run.get("max_retries")),

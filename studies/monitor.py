@@ -144,6 +144,7 @@ class MonitorGroup(RunMonitor):
 
     def __init__(self, monitors: Sequence[RunMonitor] = ()) -> None:
         self.monitors = list(monitors)
+        self._dropped: list[RunMonitor] = []
 
     @classmethod
     def of(cls, monitor: RunMonitor | None) -> MonitorGroup:
@@ -166,6 +167,7 @@ class MonitorGroup(RunMonitor):
                 )
                 with contextlib.suppress(ValueError):
                     self.monitors.remove(monitor)
+                    self._dropped.append(monitor)  # closed with the others (its port, files)
 
     def run_started(
         self, study: str, objectives: Objectives, best: Sequence[Sequence[float]]
@@ -191,7 +193,7 @@ class MonitorGroup(RunMonitor):
         return [line for m in self.monitors for line in m.where()]
 
     def close(self) -> None:
-        for monitor in self.monitors:
+        for monitor in [*self.monitors, *self._dropped]:
             try:
                 monitor.close()
             except Exception as e:  # the others still close

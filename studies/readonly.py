@@ -71,7 +71,7 @@ class ReadOnlyStorage:
 
 def _sqlite_readonly(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA busy_timeout=30000")  # a writer's checkpoint may hold the lock
+    cursor.execute("PRAGMA busy_timeout=2000")  # a writer holds the lock: the next poll retries
     cursor.execute("PRAGMA query_only=ON")
     cursor.close()
 
@@ -102,6 +102,11 @@ def open_readonly(url: str) -> ReadOnlyStorage:
     _missing_file(url)
     parsed = _check_url(url)
     shown = shown_url(parsed)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StorageError(
+            f"The dashboard reads SQLite and PostgreSQL only, not {shown}: it opens the "
+            "database read-only, which archtune does for those two."
+        )
     if parsed.get_backend_name() == "sqlite":
         path = os.path.abspath(parsed.database or "")
         query = {"mode": "ro", "uri": "true"}
@@ -110,7 +115,12 @@ def open_readonly(url: str) -> ReadOnlyStorage:
         )
         sa.event.listen(engine, "connect", _sqlite_readonly)
     else:
-        options = "-c default_transaction_read_only=on"
+        options = " ".join(
+            filter(
+                None,
+                [str(parsed.query.get("options") or ""), "-c default_transaction_read_only=on"],
+            )
+        )
         args: dict[str, Any] = {"options": options}
         if "connect_timeout" not in parsed.query:
             args["connect_timeout"] = _CONNECT_TIMEOUT_S

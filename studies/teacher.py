@@ -249,7 +249,7 @@ def _checkpoint_of(study: str, number: int, recorded: str) -> str:
     path = os.path.abspath(os.path.expanduser(recorded))
     target = path if path.endswith(".pt") else os.path.join(path, CHECKPOINT_FILE)
     if not os.path.isfile(target):
-        raise FileNotFoundError(
+        raise CheckpointGone(
             f"The checkpoint of trial {number} of study {study!r} is gone: expected "
             f"{target} (the directory recorded in {ATTR_CHECKPOINT!r}; Ray's run directory "
             "was moved or deleted). Name another trial, or the checkpoint where it is now."
@@ -259,8 +259,19 @@ def _checkpoint_of(study: str, number: int, recorded: str) -> str:
 
 def _architecture(state: Mapping[str, Any]) -> dict[str, Any]:
     """``{"family": kind, **model config}`` of an archtune checkpoint."""
-    family = SearchSpace.from_json(state["space"])["model"]
-    return {"family": getattr(family, "kind", type(family).__name__), **state["config"]["model"]}
+    try:
+        family = SearchSpace.from_json(state["space"])["model"]
+        model = state["config"]["model"]
+    except (KeyError, TypeError) as e:
+        raise ValueError(
+            f"The teacher's checkpoint holds no archtune architecture (no {e} in it): give "
+            "a checkpoint an archtune trial wrote, or the study and trial that wrote it."
+        ) from None
+    return {"family": getattr(family, "kind", type(family).__name__), **model}
+
+
+class CheckpointGone(ValueError, FileNotFoundError):
+    """A trial's recorded checkpoint is not where it was written (the CLI shows one line)."""
 
 
 def _listed(numbers: list[int]) -> str:

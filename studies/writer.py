@@ -19,7 +19,8 @@ Every Optuna write of a run goes through one writer: ``submit`` for those nobody
 for, ``call`` for those whose result is needed now (a proposal: it runs after every
 write submitted before it, so the controller sees every earlier result).
 
-``on_write(op, seconds)``, when given, is told how long each write that succeeded took
+``on_write(op, seconds)``, when given, is told how long each submitted write that
+succeeded took (calls, such as the controller's proposal, are not writes)
 (its retries included; ``op`` is the function's name without a leading underscore), on
 the writer thread; what it raises is ignored (the run's monitors, :mod:`studies.monitor`).
 
@@ -170,11 +171,11 @@ class OrderedWriter:
                     return
                 fn, args, future = item
                 began = time.perf_counter()
-                if future is not None:
+                if future is not None:  # a call (e.g. the controller's proposal): not timed
                     _run_into(future, fn, args, self._error)
                 elif self._error is None:  # after a failure, later writes could be wrong
                     self._attempt(fn, args)
-                self._timed(fn, time.perf_counter() - began)
+                    self._timed(fn, time.perf_counter() - began)
             except BaseException as e:  # the caller sees it as WriterError; one line here
                 logger.error("archtune: a database write failed: %s", _first_line(e))
                 self._error = e

@@ -92,6 +92,13 @@ class TeacherSource:
                 f"TeacherSource storage must be a database URL string (or None: the "
                 f"database of the study that distils), got {self.storage!r}."
             )
+        if self.storage is not None and _has_password(self.storage):
+            raise ValueError(
+                "A teacher's storage URL must not hold a password: it is stored with the "
+                "study (and shown by the dashboard and model cards). Leave storage out to "
+                "use the distilling study's database, or give the password to libpq "
+                "(PGPASSWORD or ~/.pgpass) and drop it from the URL."
+            )
         if self.trial == BEST:
             return
         if isinstance(self.trial, bool) or not isinstance(self.trial, int) or self.trial < 0:
@@ -302,3 +309,13 @@ def load_teacher(
     model = model_from_checkpoint(state, device)
     model.requires_grad_(False)
     return model.eval()
+
+
+def _has_password(url: str) -> bool:
+    """Whether a database URL carries a password (``user:secret@host``)."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return bool(make_url(url).password)
+    except Exception:  # not a URL: resolving it says why
+        return False

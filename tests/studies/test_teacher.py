@@ -226,3 +226,9 @@ def test_plan_run_finds_the_teacher_in_the_study_database(teachers: dict[str, An
     bad = ImageClassifier(epochs=1, teacher={"study": "teachers", "trial": 5})
     with pytest.raises(FileNotFoundError, match="is gone"):
         plan_run(space, objectives, bad, "random", RunSettings(), 0, storage=url)
+
+
+def test_a_teacher_storage_with_a_password_is_refused() -> None:
+    with pytest.raises(ValueError, match="must not hold a password"):
+        TeacherSource(study="s", trial="best", storage="postgresql://u:s3cret@db/x")
+    assert TeacherSource(study="s", trial=1, storage="postgresql://u@db/x").storage

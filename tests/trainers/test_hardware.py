@@ -30,7 +30,8 @@ def test_cpu_use_is_the_share_of_the_given_cores_busy() -> None:
     meter.start()
     time.sleep(0.2)
     idle = meter.stop()
-    assert idle["cpu_util"] < 0.1 < busy["cpu_util"]
+    # Other threads of this process (a test session holds Ray's) may run meanwhile.
+    assert idle["cpu_util"] < busy["cpu_util"] / 2
 
 
 def test_the_peak_memory_is_the_epochs_own() -> None:
