@@ -163,3 +163,28 @@ def test_what_cannot_be_served_is_one_line_and_exit_status_2(tmp_path: Path) -> 
     with pytest.raises(StorageError, match="No study database"):
         open_readonly(f"sqlite:///{tmp_path / 'missing.db'}")
     assert not (tmp_path / "missing.db").exists(), "nothing is created"
+
+
+def test_a_loopback_server_answers_loopback_host_names_only(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    single_study(url, n=1)
+    client = create_app(open_readonly(url), hosts={"localhost", "127.0.0.1", "::1"})
+    server = client.server.test_client()
+    assert server.get("/", headers={"Host": "127.0.0.1:8050"}).status_code == 200
+    assert server.get("/", headers={"Host": "[::1]:8050"}).status_code == 200
+    rebound = server.get("/", headers={"Host": "attacker.example:8050"})
+    assert rebound.status_code == 403 and "single" not in rebound.text
+
+
+def test_csv_cells_a_spreadsheet_would_run_are_quoted(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 's.db'}"
+    study = single_study(url, n=1)
+    bad = study.ask({"tag": optuna.distributions.CategoricalDistribution(["=1+1"])})
+    bad.set_user_attr("archtune:error", "@SUM(A1)")
+    study.tell(bad, state=optuna.trial.TrialState.FAIL)
+    got = (
+        create_app(open_readonly(url)).server.test_client().get("/export/trials.csv?study=single")
+    )
+    rows = list(csv.DictReader(io.StringIO(got.text)))
+    assert rows[1]["tag"] == "'=1+1" and rows[1]["Error"] == "'@SUM(A1)"
+    assert float(rows[0]["val_acc"]) > 0  # numbers stay numbers
