@@ -30,14 +30,14 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
 from studies.reads import Cursor, StudyReader
 from studies.records import StudyRecord
 
-__all__ = ["Cached", "LiveStudies", "Snapshot"]
+__all__ = ["Cached", "LiveStudies", "Snapshot", "in_background"]
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,6 @@ class LiveStudies:
         self.max_studies = max_studies
         self._entries: dict[str, _Entry] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(2, thread_name_prefix="archtune-dashboard")
 
     def get(self, name: str) -> Snapshot:
         """Study ``name`` as now known; starts loading it (in the background) if needed,
@@ -94,7 +93,7 @@ class LiveStudies:
         if entry.snapshot.version == 0:
             with self._lock:
                 if entry.loading is None or entry.loading.done():  # (again, after an error)
-                    entry.loading = self._pool.submit(self._refresh, name, entry, True)
+                    entry.loading = in_background(self._refresh, name, entry, True)
             return entry.snapshot
         if time.monotonic() - entry.polled >= self.min_interval_s:
             self._refresh(name, entry)
@@ -113,8 +112,9 @@ class LiveStudies:
         return self._entry(name).snapshot
 
     def close(self) -> None:
-        """Stop the background threads (a load in progress finishes)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Drop the studies held (a load in progress finishes in its daemon thread)."""
+        with self._lock:
+            self._entries.clear()
 
     def _entry(self, name: str) -> _Entry:
         with self._lock:
@@ -155,6 +155,23 @@ class LiveStudies:
             entry.lock.release()
 
 
+def in_background(fn: Callable[..., Any], *args: Any) -> Future:
+    """``fn(*args)`` in a daemon thread: the server's exit (Ctrl-C) never waits for a
+    load or an importance computation, as it would for a ``ThreadPoolExecutor``'s."""
+    future: Future = Future()
+
+    def run() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(fn(*args))
+        except BaseException as e:  # the future holds it
+            future.set_exception(e)
+
+    threading.Thread(target=run, name="archtune-dashboard", daemon=True).start()
+    return future
+
+
 class Cached:
     """Values computed in the background and kept under a key (e.g. a study's importance,
     by its number of finished trials): off the request path, once per key. A newer key of
@@ -173,7 +190,6 @@ class Cached:
         self._done: dict[tuple[str, Any], Any] = {}
         self._running: dict[tuple[str, Any], Future] = {}
         self._lock = threading.Lock()
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="archtune-importance")
 
     def get(self, name: str, key: Any, compute: Callable[[], Any]) -> Any:
         """The value for ``(name, key)``, or None while ``compute()`` runs (started here if
@@ -182,7 +198,7 @@ class Cached:
             if (name, key) in self._done:
                 return self._done[(name, key)]
             if (name, key) not in self._running:
-                self._running[(name, key)] = self._pool.submit(self._run, name, key, compute)
+                self._running[(name, key)] = in_background(self._run, name, key, compute)
         return None
 
     def wait(self, name: str, key: Any, timeout: float | None = None) -> Any:
@@ -194,8 +210,9 @@ class Cached:
         return self._done[(name, key)]
 
     def close(self) -> None:
-        """Stop the background thread (a computation in progress finishes)."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Drop the values held (a computation in progress ends in its daemon thread)."""
+        with self._lock:
+            self._done.clear()
 
     def _run(self, name: str, key: Any, compute: Callable[[], Any]) -> None:
         try:

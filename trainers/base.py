@@ -202,7 +202,10 @@ def _class_location(cls: type[Trainer]) -> dict[str, str]:
         return {}
     out = {"class": f"{cls.__module__}:{cls.__qualname__}"}
     for path, modules in _STUDY_FILES.items():
-        if any(_resolve(m, cls.__qualname__) is cls for m in modules):
+        # Defined there, not only imported there (a study file imports trainers too).
+        if any(
+            m.__name__ == cls.__module__ and _resolve(m, cls.__qualname__) is cls for m in modules
+        ):
             out["file"] = path
             return out
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
