@@ -33,7 +33,9 @@ from studies.records import StudyRecord
 __all__ = ["SMALL", "layout", "register"]
 
 SMALL = 2000
-"""Studies of up to this many trials are read whole before their page is sent."""
+"""Studies of up to this many trials are read whole before their page is sent, with every
+figure; a larger one's page carries the history only (its first paint), and the other
+figures follow from callbacks once the study is in memory."""
 
 _HEAVY = {
     "fig-parallel": plot_parallel_coordinates,
@@ -82,8 +84,9 @@ def layout(ctx: Context, name: str) -> h.Div:
     snap = ctx.live.get(name)
     if snap.version == 0 and len(outline.trials) <= SMALL:
         snap = ctx.live.wait(name)
-    record = snap.record
     n = len(outline.trials)
+    inline = n <= SMALL  # else the other figures come after the first paint (callbacks)
+    record = snap.record if inline else None
     heavy = {k: f(record) if record else _loading("", n) for k, f in _HEAVY.items()}
     importance = _importance(ctx, name, record) if record else None
     wait_fig = _loading("Parameter importance", n)
@@ -100,7 +103,7 @@ def layout(ctx: Context, name: str) -> h.Div:
                 inline=True,
                 className="toggle",
             ),
-            _graph("fig-history", plot_history(record or outline)),
+            _graph("fig-history", plot_history(snap.record or outline)),
         ),
     ]
     importance_card = _card(_graph("fig-importance", importance[0] if importance else wait_fig))
@@ -133,6 +136,7 @@ def layout(ctx: Context, name: str) -> h.Div:
         [
             dcc.Store(id="study-name", data=name),
             dcc.Store(id="study-version", data=snap.version),
+            dcc.Store(id="study-inline", data=inline),
             dcc.Store(id="importance-key", data=importance[1] if importance else -1),
             dcc.Interval(id="study-tick", interval=ctx.poll_ms),
             h.Div(head(outline, line, _status(snap, n)), id="study-head", className="card"),
@@ -168,7 +172,6 @@ def layout(ctx: Context, name: str) -> h.Div:
                         "pagination": True,
                         "paginationPageSize": 25,
                         "paginationPageSizeSelector": [25, 100, 500],
-                        "suppressColumnVirtualisation": True,  # at most ~30 columns
                     },
                     style={"height": "540px"},
                     className="ag-theme-quartz",
@@ -234,11 +237,11 @@ def register(app: dash.Dash, ctx: Context) -> None:
         Input("study-version", "data"),
         Input("curves-metric", "value"),
         State("study-name", "data"),
-        prevent_initial_call=True,
+        State("study-inline", "data"),
     )
-    def curves(_v: int, metric: str | None, name: str) -> Any:
+    def curves(_v: int, metric: str | None, name: str, inline: bool) -> Any:
         record = ctx.live.peek(name).record
-        if record is None:
+        if record is None or (dash.ctx.triggered_id is None and inline):
             return dash.no_update, dash.no_update
         return plot_learning_curves(record, metric or None), _metrics(record)
 
@@ -248,7 +251,6 @@ def register(app: dash.Dash, ctx: Context) -> None:
         Input("study-tick", "n_intervals"),
         State("study-name", "data"),
         State("importance-key", "data"),
-        prevent_initial_call=True,
     )
     def importance(_n: int, name: str, drawn: int) -> Any:
         record = ctx.live.peek(name).record
@@ -302,14 +304,17 @@ def register(app: dash.Dash, ctx: Context) -> None:
 
 
 def _redraw(app: dash.Dash, ctx: Context, graph_id: str, plot: Any) -> None:
-    """Redraw figure ``graph_id`` with ``plot(record)`` when the study changed."""
+    """Redraw figure ``graph_id`` with ``plot(record)`` when the study changed, and once
+    after the first paint of a study too large to draw them all before it."""
 
     @app.callback(
         Output(graph_id, "figure"),
         Input("study-version", "data"),
         State("study-name", "data"),
-        prevent_initial_call=True,
+        State("study-inline", "data"),
     )
-    def redraw(_v: int, name: str) -> Any:
+    def redraw(_v: int, name: str, inline: bool) -> Any:
         record = ctx.live.peek(name).record
-        return dash.no_update if record is None else plot(record)
+        if record is None or (dash.ctx.triggered_id is None and inline):
+            return dash.no_update
+        return plot(record)
