@@ -18,9 +18,11 @@ from __future__ import annotations
 import errno
 import ipaddress
 import logging
+import signal
 import socket
 import sys
-from typing import TextIO
+import threading
+from typing import Any, TextIO
 
 from werkzeug.serving import make_server
 
@@ -74,16 +76,31 @@ def serve(
             file=out,
         )
     out.flush()
+    previous = _stop_on_signals()
     try:
         server.serve_forever()
     except KeyboardInterrupt:
         pass
     finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         server.server_close()
         context = app.server.config.get("archtune")
         if context is not None:
             context.close()
         storage.engine.dispose()
+
+
+def _stop_on_signals() -> dict[int, Any]:
+    """SIGINT and SIGTERM stop the server (as Ctrl-C), even where the process was started
+    with SIGINT ignored (a background job of a shell script); the previous handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+
+    def stop(_signum: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    return {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}
 
 
 LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})

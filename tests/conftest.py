@@ -10,6 +10,7 @@ fail: CI must not silently lose them.
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,9 +104,18 @@ def pg_url() -> Iterator[str]:
     try:
         yield make_url(server).set(database=name).render_as_string(hide_password=False)
     finally:
-        with admin.connect() as c:
-            # FORCE: connections the test left open (pools, Optuna's engines) go too.
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        # FORCE: connections the test left open (pools, Optuna's engines) go too. An
+        # autovacuum worker on the new database (the server's own role) cannot be
+        # terminated by ours: it ends by itself, so the drop is tried again.
+        for attempt in range(20):
+            try:
+                with admin.connect() as c:
+                    c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+                break
+            except sa.exc.ProgrammingError as e:
+                if "pg_signal_backend" not in str(e) or attempt == 19:
+                    raise
+                time.sleep(0.5)
         admin.dispose()
 
 
