@@ -44,6 +44,14 @@ Rerun (from the repository root; about an hour on 2 shared cores, mostly at 100,
 
     .venv/bin/python benchmarks/dashboard_paint.py --json benchmarks/results/dashboard_paint.json
     .venv/bin/python benchmarks/dashboard_paint.py --quick   # 2,000 trials, once: < 2 min
+
+Each server process imports the packages afresh, so a checkout that changes during the
+run (an hour) is measured at several commits. To measure one commit, run it from a clone
+with the clone first on ``PYTHONPATH`` (the ``archtune`` subprocesses inherit it)::
+
+    git clone -q /work/main /tmp/at && cp benchmarks/dashboard_paint.py /tmp/at/benchmarks/
+    cd /tmp/at && ln -s /work/main/.venv .venv && PYTHONPATH=$PWD .venv/bin/python \\
+        benchmarks/dashboard_paint.py --json benchmarks/results/dashboard_paint.json
 """
 
 from __future__ import annotations
@@ -102,7 +110,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-backg
 FIGURES = ("fig-history", "fig-importance", "fig-curves", "fig-parallel", "fig-timeline")
 FIGURES += ("fig-overhead",)
 BIN = os.path.dirname(sys.executable)  # the venv's bin: python and archtune
-_MP = multiprocessing.get_context("forkserver")  # children import this module once
+_MP = multiprocessing.get_context("forkserver")  # children: new interpreters, not forks
 
 # Stamps performance.now() the first time each check holds. __CHECKS__: [[name, kind, id]].
 PAINT_JS = """(() => {
@@ -649,7 +657,6 @@ def measure_size(browser: Browser, n: int, args: argparse.Namespace) -> dict[str
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _MP.set_forkserver_preload(["__main__"])
     modules = ["dash", "plotly", "dash_ag_grid", "optuna", "optuna_dashboard", "sqlalchemy"]
     result = machine_info.header(
         "dashboard_paint", argv, modules, ".venv/bin/python benchmarks/dashboard_paint.py"
