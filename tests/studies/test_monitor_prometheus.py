@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import socket
-import textwrap
 import threading
 import time
 import urllib.request
@@ -23,7 +22,7 @@ from studies.monitor_prometheus import MIB, PrometheusMonitor
 from studies.objectives import Objectives
 from studies.overhead import Overhead
 from studies.records import ATTR_OVERHEAD
-from tests.studies.toy import ToyTrainer
+from tests.studies.toy import ToyTrainer, one_trial_study_file
 from trainers import TrialSession
 
 
@@ -100,30 +99,10 @@ def test_a_port_in_use_is_one_clear_error() -> None:
             PrometheusMonitor("127.0.0.1", port)
 
 
-STUDY_FILE = textwrap.dedent(
-    """
-    from spaces import Float, SearchSpace
-    from studies import Experiment
-    from tests.studies.toy import ToyTrainer
-
-    experiment = Experiment(
-        name="scraped",
-        space=SearchSpace({"x": Float(0.0, 1.0)}),
-        objective="score",
-        trainer=ToyTrainer(epochs=1, seconds=0.0),
-        num_trials=1,
-        storage="sqlite:///@DB@",
-    )
-    """
-)
-
-
 def test_run_with_a_port_in_use_is_one_line_before_anything_is_written(
     tmp_path: Path, capsys
 ) -> None:
-    db = tmp_path / "scraped.db"
-    study_file = tmp_path / "study.py"
-    study_file.write_text(STUDY_FILE.replace("@DB@", str(db)))
+    study_file, db = one_trial_study_file(tmp_path, "scraped")
     with _busy_port() as busy:
         port = str(busy.getsockname()[1])
         assert main(["run", str(study_file), "--metrics-port", port]) == 2

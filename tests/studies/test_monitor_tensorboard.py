@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import textwrap
 import time
 import urllib.request
 from pathlib import Path
@@ -20,7 +19,7 @@ from studies.monitor import MonitorError, TrialEnd
 from studies.monitor_tensorboard import TensorBoardMonitor, check_logdir
 from studies.names import file_slug
 from studies.objectives import Objectives
-from tests.studies.toy import FlakyClassifier
+from tests.studies.toy import FlakyClassifier, one_trial_study_file
 
 
 def _read(run: Path) -> Any:
@@ -174,30 +173,10 @@ def test_a_write_that_fails_is_logged_once_and_the_run_goes_on(tmp_path: Path, c
     assert len(failures) == 1
 
 
-STUDY_FILE = textwrap.dedent(
-    """
-    from spaces import Float, SearchSpace
-    from studies import Experiment
-    from tests.studies.toy import ToyTrainer
-
-    experiment = Experiment(
-        name="watched",
-        space=SearchSpace({"x": Float(0.0, 1.0)}),
-        objective="score",
-        trainer=ToyTrainer(epochs=1, seconds=0.0),
-        num_trials=1,
-        storage="sqlite:///@DB@",
-    )
-    """
-)
-
-
 def test_run_with_an_unwritable_directory_is_one_line_before_anything_is_written(
     tmp_path: Path, capsys
 ) -> None:
-    db = tmp_path / "watched.db"
-    study_file = tmp_path / "study.py"
-    study_file.write_text(STUDY_FILE.replace("@DB@", str(db)))
+    study_file, db = one_trial_study_file(tmp_path, "watched")
     blocker = tmp_path / "board"
     blocker.write_text("a file, not a directory")
     assert main(["run", str(study_file), "--tensorboard", str(blocker / "tb")]) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from spaces import SearchSpace
@@ -222,3 +223,28 @@ class TableDroppingTrainer(ToyTrainer):
 
     def spec(self) -> dict[str, Any]:
         return {"db_path": self.db_path}
+
+
+_ONE_TRIAL_STUDY = """\
+from spaces import Float, SearchSpace
+from studies import Experiment
+from tests.studies.toy import ToyTrainer
+
+experiment = Experiment(
+    name={name!r},
+    space=SearchSpace({{"x": Float(0.0, 1.0)}}),
+    objective="score",
+    trainer=ToyTrainer(epochs=1, seconds=0.0),
+    num_trials=1,
+    storage={storage!r},
+)
+"""
+
+
+def one_trial_study_file(directory: Path, name: str) -> tuple[Path, Path]:
+    """A study file of one quick ToyTrainer trial named ``name`` in ``directory``; its
+    path and the SQLite file it records into (``NAME.db`` there)."""
+    db = directory / f"{name}.db"
+    path = directory / "study.py"
+    path.write_text(_ONE_TRIAL_STUDY.format(name=name, storage=f"sqlite:///{db}"))
+    return path, db
