@@ -91,7 +91,8 @@ from werkzeug.serving import make_server
 from dashboard.app import create_app
 from dashboard.context import Context
 from dashboard.curves import plot_learning_curves
-from dashboard.figures import plot_history, plot_parallel_coordinates
+from dashboard.figures import plot_parallel_coordinates
+from dashboard.history import plot_history
 from dashboard.overhead import plot_overhead
 from dashboard.page_study import _importance
 from dashboard.page_study import layout as study_layout

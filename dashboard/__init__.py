@@ -21,15 +21,12 @@ Example:
 
 from dashboard.curves import Curve, CurvesInfo, get_curves_info, plot_learning_curves
 from dashboard.figures import (
-    HistoryInfo,
-    HistoryPoint,
     ParallelAxis,
     ParallelInfo,
-    get_history_info,
     get_parallel_info,
-    plot_history,
     plot_parallel_coordinates,
 )
+from dashboard.history import HistoryInfo, HistoryPoint, get_history_info, plot_history
 from dashboard.importance import (
     EVALUATORS,
     ImportanceInfo,

@@ -24,12 +24,11 @@ from dashboard.figures import (
     STATE_COLORS,
     _hover,
     _message,
-    _objective_series,
     _style,
     _subtitle,
-    get_history_info,
     is_finite,
 )
+from dashboard.history import _objective_series, get_history_info
 from studies.records import StudyRecord, TrialRecord
 
 

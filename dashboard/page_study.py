@@ -21,7 +21,8 @@ from dash import html as h
 
 from dashboard.context import PLOT_CONFIG, Context
 from dashboard.curves import plot_learning_curves
-from dashboard.figures import _message, _style, plot_history, plot_parallel_coordinates
+from dashboard.figures import _message, _style, plot_parallel_coordinates
+from dashboard.history import plot_history
 from dashboard.importance import plot_importance
 from dashboard.overhead import plot_overhead
 from dashboard.pareto import plot_pareto

@@ -39,12 +39,8 @@ from datetime import datetime
 import plotly.graph_objects as go
 
 from dashboard.curves import plot_learning_curves
-from dashboard.figures import (
-    HistoryInfo,
-    get_history_info,
-    plot_history,
-    plot_parallel_coordinates,
-)
+from dashboard.figures import plot_parallel_coordinates
+from dashboard.history import HistoryInfo, get_history_info, plot_history
 from dashboard.importance import plot_importance
 from dashboard.pareto import plot_pareto
 from dashboard.report_table import (
