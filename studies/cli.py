@@ -15,6 +15,11 @@ Every command's database is ``--storage URL``, else the environment variable
 ``ARCHTUNE_STORAGE``, else ``sqlite:///archtune.db``; for ``archtune run`` the last is the
 study file's own ``storage``. The variable keeps a password off the command line, where
 ``ps`` shows it to every user of the machine. URLs are shown with the password as ``***``.
+
+Each command imports what it needs when it runs, and the errors printed as one line come
+from :mod:`studies.errors`: ``--help``, ``ls``, ``show`` and ``rm`` import neither Ray
+Tune, PyTorch nor pandas, nor the trainers (``tests/studies/test_cli_imports.py``);
+``report`` imports the dashboard's figures (Plotly, and scikit-learn for importances).
 """
 
 from __future__ import annotations
@@ -27,19 +32,22 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-from rich.console import Console
-from rich.text import Text
-from sqlalchemy.engine import make_url
-
-from studies.cli_views import SHOW_LIMIT, cmd_ls, cmd_show, open_reader, out, print_best
-from studies.names import file_slug
-from studies.storage import DEFAULT_STORAGE, StorageError, shown_url
+from studies.cli_views import SHOW_LIMIT, cmd_ls, cmd_show, out
+from studies.errors import InfeasibleSearch, StorageError, StudyFileError
+from studies.storage import DEFAULT_STORAGE
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from studies.delete import DeletedStudy
 
 
-_err = Console(stderr=True, soft_wrap=True)
+def _err() -> Console:
+    """Standard error, for the one-line messages (a new console: tests swap sys.stderr)."""
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
 
 STORAGE_ENV = "ARCHTUNE_STORAGE"
 """The environment variable that gives the database URL when ``--storage`` is not given."""
@@ -198,6 +206,10 @@ def _parser() -> argparse.ArgumentParser:
 def _report_path(storage_url: str, name: str) -> str:
     """The default report file: next to an SQLite database (else here), named by the
     study's :func:`~studies.names.file_slug`, never by the raw name."""
+    from sqlalchemy.engine import make_url
+
+    from studies.names import file_slug
+
     url = make_url(storage_url)
     base = "."
     if url.get_backend_name() == "sqlite" and url.database:
@@ -207,12 +219,15 @@ def _report_path(storage_url: str, name: str) -> str:
 
 def _write_report(storage_url: str, name: str, path: str | None = None) -> str:
     from dashboard import write_report
+    from studies.cli_views import open_reader
 
     record = open_reader(storage_url).load_record(name)
     return str(write_report(record, path or _report_path(storage_url, name)))
 
 
 def _finish_run(study_name: str, storage_url: str) -> None:
+    from studies.cli_views import print_best
+
     print_best(study_name, storage_url)
     out.print(f"Report: {_write_report(storage_url, study_name)}", markup=False)
 
@@ -220,6 +235,7 @@ def _finish_run(study_name: str, storage_url: str) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from search import controller_spec
     from studies.demo import demo_experiment
+    from studies.storage import shown_url
 
     exp = demo_experiment(epochs=args.epochs, num_trials=args.trials, storage=args.storage)
     controller = controller_spec(exp.controller)[0].name
@@ -271,7 +287,8 @@ def cmd_resume(args: argparse.Namespace) -> None:
 
 def cmd_rm(args: argparse.Namespace) -> int:
     """Delete a study after ``--yes``, or after its name is typed at a terminal."""
-    from studies.study import Study
+    from studies.delete import delete_study  # Study.delete's, without Ray Tune to import
+    from studies.storage import shown_url
 
     name = args.name
 
@@ -284,7 +301,7 @@ def cmd_rm(args: argparse.Namespace) -> int:
                 f"there is no terminal to ask on. Add --yes: archtune rm {shlex.quote(name)} "
                 "--yes."
             )
-        _err.print(
+        _err().print(
             f"Delete study {name!r} and its {trials} trials from {shown_url(args.storage)}? "
             "Type its name to confirm:",
             markup=False,
@@ -295,9 +312,9 @@ def cmd_rm(args: argparse.Namespace) -> int:
         except (EOFError, KeyboardInterrupt):
             return False
 
-    deleted = Study.delete(name, args.storage, confirm=confirm)
+    deleted = delete_study(name, args.storage, confirm=confirm)
     if deleted is None:
-        _err.print(f"Not deleted: study {name!r} is unchanged.", markup=False, highlight=False)
+        _err().print(f"Not deleted: study {name!r} is unchanged.", markup=False, highlight=False)
         return 1
     out.print(_deleted_text(deleted, shown_url(args.storage)), markup=False)
     return 0
@@ -369,15 +386,17 @@ COMMANDS = {
 }
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``archtune``; returns the exit status."""
+def _quiet_optuna() -> None:
+    """Optuna logs warnings only, not a line per trial (every command but ``--help`` uses it)."""
     import optuna
 
-    from studies.experiment import StudyFileError
-    from studies.recorder import InfeasibleSearch
-
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``archtune``; returns the exit status."""
     args = _parser().parse_args(argv)
+    _quiet_optuna()
     args.storage = _storage(args.storage, from_file=args.command == "run")
     errors = (ValueError, TypeError, KeyError, StorageError, StudyFileError, ConnectionError)
     try:
@@ -386,16 +405,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("ARCHTUNE_DEBUG"):
             raise
         message = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+        from rich.text import Text
+
         # Text, not markup: a message's own brackets ('archtune[postgres]') print as they are.
-        _err.print(Text.assemble(("archtune: error:", "red"), " ", str(message)), highlight=False)
+        line = Text.assemble(("archtune: error:", "red"), " ", str(message))
+        _err().print(line, highlight=False)
         return 2
     except KeyboardInterrupt as e:
-        from studies.interrupt import RunInterrupted
-
-        if isinstance(e, RunInterrupted):
-            _err.print(f"archtune: {e.message()}", markup=False, highlight=False)
+        # Only a run raises RunInterrupted, and a run has imported its module (Ray Tune).
+        interrupt = sys.modules.get("studies.interrupt")
+        if interrupt is not None and isinstance(e, interrupt.RunInterrupted):
+            _err().print(f"archtune: {e.message()}", markup=False, highlight=False)
             return e.exit_status
-        _err.print(
+        _err().print(
             "archtune: interrupted; finished trials are recorded. "
             "Continue with `archtune resume NAME`."
         )

@@ -18,6 +18,7 @@ import math
 import os
 import sys
 from dataclasses import replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
@@ -25,9 +26,8 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
-from studies.storage import open_storage, shown_url
-
 if TYPE_CHECKING:
+    from studies.readonly import ReadOnlyStorage
     from studies.reads import StudyReader
     from studies.records import StudyRecord, TrialRecord
 
@@ -53,15 +53,76 @@ SHOW_LIMIT = 25  # trials `archtune show` lists unless told otherwise
 
 
 def open_reader(storage_url: str) -> StudyReader:
-    """The read path every view of the CLI goes through (:mod:`studies.reads`)."""
+    """The read path every view of the CLI goes through (:mod:`studies.reads`).
+
+    An SQLite file whose archtune tables are at the newest revision opens read-only
+    (:func:`~studies.readonly.open_readonly`): no Optuna storage and no Alembic to import,
+    nothing written. Anything else (no file yet, a plain Optuna database, an older or
+    newer schema, a server) opens through :func:`~studies.storage.open_storage`, which
+    creates, upgrades or refuses it as every other command does.
+    """
     from studies.reads import StudyReader
+    from studies.storage import open_storage
 
-    return StudyReader(open_storage(storage_url))
+    storage = _current_sqlite(storage_url)
+    return StudyReader(storage if storage is not None else open_storage(storage_url))
 
 
-def print_best(study_name: str, storage_url: str) -> None:
-    """Print the best trial and its configuration (several objectives: the front)."""
-    reader = open_reader(storage_url)
+def _current_sqlite(storage_url: str) -> ReadOnlyStorage | None:
+    """The SQLite file at ``storage_url`` opened read-only if nothing in it is to create
+    or upgrade (archtune's tables at :func:`newest_revision`), else None."""
+    import sqlalchemy as sa
+
+    from studies.errors import StorageError
+    from studies.migrations import VERSION_TABLE
+    from studies.readonly import open_readonly
+
+    try:
+        url = sa.engine.make_url(storage_url)
+    except (sa.exc.ArgumentError, ValueError, TypeError):
+        return None
+    if url.get_backend_name() != "sqlite" or not os.path.isfile(url.database or ""):
+        return None
+    try:
+        storage = open_readonly(storage_url)
+    except StorageError:
+        return None
+    try:
+        with storage.engine.connect() as conn:
+            revision = storage.archtune_tables and conn.scalar(
+                sa.select(sa.column("version_num")).select_from(sa.table(VERSION_TABLE))
+            )
+    except sa.exc.SQLAlchemyError:
+        revision = None
+    if revision and revision == newest_revision():
+        return storage
+    storage.engine.dispose()
+    return None
+
+
+def newest_revision() -> str:
+    """The newest revision of archtune's tables, by the file names in
+    ``studies/migrations/versions`` (``0003_driver_leases.py``): Alembic, which
+    :func:`studies.migrations.head_revision` asks, costs a reading command 0.2 s to import.
+
+    Example:
+        >>> from studies.migrations import head_revision
+        >>> newest_revision() == head_revision()
+        True
+    """
+    from studies import migrations
+
+    versions = Path(migrations.__file__).parent / "versions"
+    return max(p.name.split("_", 1)[0] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))
+
+
+def print_best(study_name: str, storage_url: str, reader: StudyReader | None = None) -> None:
+    """Print the best trial and its configuration (several objectives: the front).
+
+    ``reader`` reads the study when given (a command that has one open), else a reader of
+    ``storage_url``.
+    """
+    reader = reader or open_reader(storage_url)
     head = reader.study(study_name)
     if head.multi:
         _print_front(head, reader.front(study_name))
@@ -142,6 +203,8 @@ def cmd_ls(args: argparse.Namespace) -> None:
             s.started.strftime("%Y-%m-%d %H:%M") if s.started else "-",
         )
     if table.row_count == 0:
+        from studies.storage import shown_url
+
         out.print(f"No studies in {shown_url(args.storage)}.", markup=False)
     else:
         out.print(table)
@@ -158,7 +221,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     if args.all:
         record = reader.load_record(name)
         out.print(_trials_table(record, record.trials, None))
-        print_best(name, args.storage)
+        print_best(name, args.storage, reader)
         return
     head = reader.study(name)
     first = head.direction == "maximize"
@@ -173,7 +236,7 @@ def cmd_show(args: argparse.Namespace) -> None:
     title = f"{name}: {what} ({len(rest)} of {page.total - len(front)})"
     out.print(_trials_table(replace(head, trials=rest), rest, title))
     _print_counts(reader, name)
-    print_best(name, args.storage)
+    print_best(name, args.storage, reader)
 
 
 def _print_counts(reader: StudyReader, name: str) -> None:

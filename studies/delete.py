@@ -23,7 +23,6 @@ from dataclasses import dataclass
 
 import optuna
 
-from search.optuna_access import study_id
 from studies.lease import DriverAlive, Lease, live_drivers
 from studies.records import ATTR_RUN
 from studies.storage import DEFAULT_STORAGE, Storage, open_storage, writing
@@ -36,6 +35,8 @@ def delete_study(
     confirm: Callable[[int], bool] | None = None,
 ) -> DeletedStudy | None:
     """:meth:`studies.Study.delete`, whose docstring says what it does."""
+    from search.optuna_access import study_id  # `import search` loads every controller
+
     db = open_storage(storage)
     names = optuna.get_all_study_names(db.optuna)
     if name not in names:

@@ -31,6 +31,7 @@ import optuna
 
 from search.spec import ControllerSpec
 from spaces import SearchSpace
+from studies.errors import StudyFileError
 from studies.names import check_study_name
 from studies.plan import check_study_args, plan_run, run_settings
 from studies.settings import RunSettings
@@ -200,10 +201,6 @@ class Experiment:
         return dataclasses.replace(self, **mine, settings=settings)
 
     with_overrides = replace  # its name before RunSettings; study files may still use it
-
-
-class StudyFileError(ValueError):
-    """A study file cannot be loaded or defines no single experiment."""
 
 
 def load_experiment(path: str, name: str | None = None) -> Experiment:

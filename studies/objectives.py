@@ -32,7 +32,6 @@ from typing import Any
 import numpy as np
 from optuna.study import StudyDirection
 
-from search.pareto import nondominated
 from spaces.constraints import STATS
 
 DIRECTIONS = ("maximize", "minimize")
@@ -183,6 +182,8 @@ class Objectives:
             >>> two.pareto_mask([[0.9, 100], [0.8, 50], [0.7, 80], [0.9, 100]]).tolist()
             [True, True, False, True]
         """
+        from search.pareto import nondominated  # `import search` loads every controller
+
         return nondominated(self.losses(values))
 
     def to_json(self) -> str:

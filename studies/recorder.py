@@ -86,6 +86,7 @@ from search.optuna_access import live_trial, set_constraints, trial_id
 from spaces import SearchSpace
 from spaces.optuna_adapter import suggest
 from studies.costs import constraint_values, proposal_stats, records_constraints, violations
+from studies.errors import InfeasibleSearch
 from studies.history import ConfigKey, Done, Stopped, TrialHistory
 from studies.monitor import MonitorGroup, RunMonitor, TrialEnd
 from studies.objectives import Objectives
@@ -127,13 +128,6 @@ feasible region in tens of proposals when there is one; a random search of a spa
 where 5% of the configurations are feasible breaks them 100 times in a row with
 probability 0.6%. 1,000 in a row wrote 1,000 FAIL trials and ended the run as if it had
 succeeded. Repeats of completed trials do not count (they met the constraints)."""
-
-
-class InfeasibleSearch(RuntimeError):
-    """The search stopped because :data:`MAX_INFEASIBLE` proposals in a row broke the
-    space's constraints. The trials the run recorded (the rejected ones included, FAIL
-    with their reason) stay recorded; ``archtune run`` and ``resume`` exit with status 2.
-    """
 
 
 Listener = Callable[[optuna.trial.FrozenTrial], None]

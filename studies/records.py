@@ -20,7 +20,6 @@ from typing import Any
 
 import optuna
 
-from search.optuna_access import constraints_of, study_id, trial_id
 from studies.lease import live_drivers
 from studies.objectives import Objectives
 from studies.storage import Storage
@@ -221,6 +220,8 @@ def trial_record(
     t: optuna.trial.FrozenTrial, metrics: dict[str, list[tuple[int, float]]]
 ) -> TrialRecord:
     """A :class:`TrialRecord` from an Optuna trial and its archtune metrics."""
+    from search.optuna_access import constraints_of  # `import search` loads every controller
+
     return TrialRecord(
         number=t.number,
         state=t.state.name,
@@ -250,6 +251,8 @@ def load_study_record(storage: Storage, name: str) -> StudyRecord:
     Raises:
         KeyError: if there is no study of that name (the message lists those there are).
     """
+    from search.optuna_access import study_id, trial_id
+
     names = optuna.get_all_study_names(storage.optuna)
     if name not in names:
         raise KeyError(f"No study {name!r} in {storage.shown}; studies there: {sorted(names)}.")

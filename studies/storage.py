@@ -50,25 +50,26 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import optuna
 import sqlalchemy as sa
 from sqlalchemy import event, orm
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
 from studies import migrations
+from studies.errors import StorageError
+
+# Optuna is imported where a storage is opened or written: ``--help`` and the read-only
+# path of ``ls`` and ``show`` (studies.cli_views) do neither.
+if TYPE_CHECKING:
+    import optuna
 
 DEFAULT_STORAGE = "sqlite:///archtune.db"
 SCHEMA_VERSION = 1
 """The ``archtune_schema`` version this archtune reads and writes: a database above it is
 refused. A migration raises it only when an older archtune could no longer use the
 database safely (0002 adds indexes only, so it stays 1)."""
-
-
-class StorageError(RuntimeError):
-    """The storage URL is malformed, or the database cannot be reached or read."""
 
 
 _CREDENTIALS = re.compile(r"(://[^:/@\s]*:)\S*@")
@@ -114,6 +115,8 @@ def writing(storage: Storage, what: str) -> Iterator[None]:
         >>> with writing(storage, "record the run"):
         ...     pass
     """
+    import optuna
+
     try:
         yield
     except (sa.exc.SQLAlchemyError, optuna.exceptions.StorageInternalError) as e:
@@ -365,6 +368,8 @@ def _open_optuna(
     opening one new database, one fails with "table ... already exists". Each such
     failure means the other process got further, so a few tries always finish.
     """
+    import optuna
+
     for attempt in range(1, _CREATE_ATTEMPTS + 1):
         try:
             if sqlite:
