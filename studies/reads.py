@@ -54,9 +54,10 @@ from studies import reads_sql as q
 from studies import reads_studies as s
 from studies.objectives import Objectives
 from studies.readonly import ReadOnlyStorage
+from studies.reads_outline import StudyOutline, read_outline
 from studies.reads_rank import ORDERS, best_id, constraint_rows, front_ids, ordered
 from studies.reads_studies import StudyOverview
-from studies.reads_trial import TrialDetail, outline, study_settings, trial_detail
+from studies.reads_trial import TrialDetail, study_settings, trial_detail
 from studies.records import ATTR_OBJECTIVE, ATTR_RUN, ATTR_SPACE, StudyRecord, TrialRecord
 from studies.storage import Storage, StorageError
 
@@ -66,6 +67,7 @@ __all__ = [
     "Cursor",
     "Page",
     "Poll",
+    "StudyOutline",
     "StudyOverview",
     "StudyReader",
     "TrialDetail",
@@ -197,14 +199,13 @@ class StudyReader:
         with self._reading(f"study {name!r}") as conn:
             return study_settings(conn, s.study_id(conn, name, self.storage.shown))
 
-    def outline(self, name: str) -> StudyRecord:
-        """Study ``name`` with every trial's number, state, values and times only (no
-        params, intermediate values or metrics): what a study page draws first."""
+    def outline(self, name: str) -> StudyOutline:
+        """Every trial of study ``name`` as columns: number, state, values and times (no
+        params, intermediate values or metrics); what a study page draws first."""
         with self._reading(f"study {name!r}") as conn:
             head = self._head(conn, name)
             sid = head.study_id
-            trials = outline(conn, sid, sid in s.live_studies(conn, sid))
-        return replace(head.record, trials=trials)
+            return read_outline(conn, sid, sid in s.live_studies(conn, sid), head.record)
 
     def trial(self, name: str, number: int) -> TrialDetail:
         """Trial ``number`` of study ``name`` in full: its record with every metric, its
@@ -396,18 +397,14 @@ def _records(
     conn: sa.Connection, rows: Sequence[Any], which: q.Selection, live: bool
 ) -> list[TrialRecord]:
     """The records of ``rows`` (of :func:`_rows`), the trials ``which`` are."""
-    parts = q.details(conn, which, metrics=conn.info.get("archtune_tables", True))
-    empty = q.Parts()
-    return [
-        q.record_of(
-            number,
-            q.state_name(state, live),
-            parts.get(i, empty),
-            q.shown_time(start),
-            q.shown_time(end),
-        )
-        for i, number, state, start, end in rows
-    ]
+    with q.gc_paused():  # millions of small objects at 100,000 trials
+        parts = q.details(conn, which, metrics=conn.info.get("archtune_tables", True))
+        started = q.shown_times(r[3] for r in rows)
+        completed = q.shown_times(r[4] for r in rows)
+        return [
+            q.record_of(r[1], q.state_name(r[2], live), parts.get(r[0]) or q.Parts(), s, c)
+            for r, s, c in zip(rows, started, completed, strict=True)
+        ]
 
 
 def _state_filter(state: str | Sequence[str] | None, live: bool) -> list[Any]:

@@ -1,10 +1,6 @@
-"""Two reads for the dashboard beside :mod:`studies.reads`: one trial in full, and a study's
-outline (every trial's number, state, values and times; nothing else).
-
-The outline is what a study page draws first: at 100,000 trials it is two index scans,
-where the whole study (params, metrics) takes seconds. See
-:meth:`StudyReader.outline <studies.reads.StudyReader.outline>` and
-:meth:`StudyReader.trial <studies.reads.StudyReader.trial>`.
+"""Reads for the dashboard beside :mod:`studies.reads`: one trial in full, and a study's
+run settings. See :meth:`StudyReader.trial <studies.reads.StudyReader.trial>` (the
+outline is :mod:`studies.reads_outline`).
 """
 
 from __future__ import annotations
@@ -27,7 +23,7 @@ from studies.records import (
 )
 from trainers.base import ATTR_CHECKPOINT
 
-__all__ = ["LINEAGE_ATTR", "TrialDetail", "outline", "study_settings", "trial_detail"]
+__all__ = ["LINEAGE_ATTR", "TrialDetail", "study_settings", "trial_detail"]
 
 LINEAGE_ATTR = "archtune:evolution"  # search.evolution's {"parent", "mutated"}
 _EXTRA = (ATTR_CHECKPOINT, ATTR_RESUMED_FROM, ATTR_INTERRUPTED, ATTR_CUT_OFF, ATTR_TRAINER_ID)
@@ -91,33 +87,6 @@ def trial_detail(
         cut_off=bool(a.get(ATTR_CUT_OFF)),
         user_attrs=others,
     )
-
-
-def outline(conn: sa.Connection, sid: int, live: bool) -> list[TrialRecord]:
-    """Every trial of study ``sid`` with its number, state, values and times only, in
-    number order: one query over ``trials`` and one over ``trial_values``."""
-    t, v = q.trials, q.trial_values
-    cols = (t.c.trial_id, t.c.number, t.c.state, t.c.datetime_start, t.c.datetime_complete)
-    rows = conn.execute(sa.select(*cols).where(t.c.study_id == sid).order_by(t.c.number)).all()
-    values: dict[int, dict[int, float]] = {}
-    stmt = (
-        sa.select(v.c.trial_id, v.c.objective, v.c.value, v.c.value_type)
-        .join(t, t.c.trial_id == v.c.trial_id)
-        .where(t.c.study_id == sid)
-    )
-    for rs in conn.execute(stmt).partitions(q.FETCH):
-        for tid, objective, value, kind in rs:
-            values.setdefault(tid, {})[objective] = q.decode_float(value, kind)
-    out = []
-    for tid, number, state, start, end in rows:
-        parts = q.Parts()
-        parts.values = values.get(tid, {})
-        out.append(
-            q.record_of(
-                number, q.state_name(state, live), parts, q.shown_time(start), q.shown_time(end)
-            )
-        )
-    return out
 
 
 def study_settings(conn: sa.Connection, sid: int) -> dict[str, Any]:

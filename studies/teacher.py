@@ -201,7 +201,7 @@ def _teacher_trial(study: str, trial: int | str | None, url: str) -> tuple[Trial
             raise ValueError(f"Cannot find the teacher: {e.args[0]}") from None
         record, checkpoint = detail.record, detail.checkpoint
         if record.state != "COMPLETE":
-            done = [t.number for t in reader.outline(study).trials if t.state == "COMPLETE"]
+            done = reader.outline(study).numbers("COMPLETE").tolist()
             raise ValueError(
                 f"Trial {number} of study {study!r} is {record.state}, not COMPLETE; distil "
                 f"from a trial that finished its training (COMPLETE: {_listed(done)})."

@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 import sqlalchemy as sa
@@ -300,6 +301,39 @@ def test_a_whole_study_reads_as_load_study_record(storage: Storage, live: bool) 
     finally:
         if lease is not None:
             lease.release()
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_an_outline_holds_what_the_whole_study_says(
+    storage: Storage, live: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+5:30: stored UTC differs from shown
+    time.tzset()
+    built = _build(storage)
+    lease = Lease.acquire(storage, study_id(built["study"]), "single") if live else None
+    try:
+        reader = StudyReader(storage)
+        for name in NAMES:
+            want, got = load_study_record(storage, name), reader.outline(name)
+            assert (
+                got.name == name
+                and got.objectives == want.objectives
+                and len(got) == len(want.trials)
+            )
+            assert got.number.tolist() == [t.number for t in want.trials]
+            assert got.state.tolist() == [t.state for t in want.trials]
+            for i, t in enumerate(want.trials):
+                kept = t.values or ([t.value] if t.value is not None else [])
+                row = got.values[i].tolist()
+                assert _norm(row[: len(kept)]) == _norm(kept), (name, t.number)
+                assert all(math.isnan(v) for v in row[len(kept) :]), (name, t.number)
+                for when, at in ((t.started, got.started[i]), (t.completed, got.completed[i])):
+                    assert (when is None and np.isnat(at)) or np.datetime64(when, "us") == at
+    finally:
+        if lease is not None:
+            lease.release()
+        monkeypatch.delenv("TZ")
+        time.tzset()
 
 
 def test_ls_lines_are_list_studies_lines(storage: Storage) -> None:
