@@ -125,7 +125,8 @@ PAINT_JS = """(() => {
   const points = (gd) => {
     if (!gd.querySelector('.main-svg')) return false;
     if (gd.querySelector('.scatterlayer .point')) return true;
-    const gl = (gd.data || []).some(t => String(t.type).endsWith('gl') && t.x && t.x.length);
+    // _fullData: the traces as drawn (typed arrays decoded from their base64 form)
+    const gl = (gd._fullData || []).some(t => String(t.type).endsWith('gl') && t.x && t.x.length);
     return gl && !!gd.querySelector('.gl-container canvas');
   };
   const settled = (gd) => !!gd.querySelector('.main-svg') && ![...gd.querySelectorAll(

@@ -32,12 +32,13 @@ import sys
 import threading
 from collections.abc import Collection, Iterator
 from importlib import import_module
-from urllib.parse import quote
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 import dash
 import flask
 import optuna
-from dash import Input, Output, dcc
+from dash import Input, Output, State, dcc
 from dash import html as h
 
 from dashboard import page_home, page_study, page_trial
@@ -68,6 +69,7 @@ def create_app(
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # importance's in-memory studies
     app = dash.Dash(
         __name__,
+        index_string=_INDEX,
         assets_folder=str(_ASSETS),
         title="archtune",
         update_title=None,
@@ -77,9 +79,89 @@ def create_app(
     )
     ctx = Context(StudyReader(storage), storage.shown, poll_ms)
     app.server.config["archtune"] = ctx  # serve() closes it
-    app.layout = h.Div(
+    app.layout = lambda: _frame(ctx)
+
+    @app.callback(
+        Output("page", "children"),
+        Output("drawn-path", "data"),
+        Input("url", "pathname"),
+        State("drawn-path", "data"),
+    )
+    def route(pathname: str | None, drawn: str | None) -> Any:
+        forget = dash.no_update if drawn is None else None
+        if drawn is not None and pathname == drawn:
+            return dash.no_update, forget  # the layout came with this page in it
+        return render(ctx, parse_path(pathname)), forget
+
+    # The first network drawing imports the architecture families (and torch): seconds,
+    # paid here in the background rather than by the first trial page.
+    threading.Thread(target=import_module, args=("spaces.resnet",), daemon=True).start()
+    threading.Thread(target=page_study.warm, daemon=True).start()
+    page_home.register(app, ctx)
+    page_study.register(app, ctx)
+    page_trial.register(app, ctx)
+    _server_routes(app.server, ctx, hosts)
+    return app
+
+
+# Dash's page, and one script: plotly.js (3.5 MB) starts loading with the page, beside
+# the layout's request, instead of when the first figure mounts. dcc.Graph waits on
+# ``window.Plotly`` when it is set (a thenable here, until plotly.js replaces it with
+# itself), else appends the same script once it mounts.
+_INDEX = """<!DOCTYPE html>
+<html>
+    <head>
+        {%metas%}
+        <title>{%title%}</title>
+        {%favicon%}
+        {%css%}
+    </head>
+    <body>
+        {%app_entry%}
+        <footer>
+            {%config%}
+            <script>
+            (function () {
+                var config = JSON.parse(document.getElementById("_dash-config").textContent);
+                var src = (config.requests_pathname_prefix || "/") +
+                    "_dash-component-suites/plotly/package_data/plotly.min.js";
+                window.Plotly = new Promise(function (resolve, reject) {
+                    var script = document.createElement("script");
+                    script.src = src;
+                    script.onload = function () { resolve(); };
+                    script.onerror = reject;
+                    document.head.appendChild(script);
+                });
+            })();
+            </script>
+            {%scripts%}
+            {%renderer%}
+        </footer>
+    </body>
+</html>"""
+
+
+def _frame(ctx: Context) -> h.Div:
+    """The app's layout: the header, and the page the browser asked for already in it.
+
+    The layout is fetched by the page the browser loaded, so its ``Referer`` names that
+    page: rendering it here saves the round trip of the routing callback (a page load
+    then needs one request, not two, before anything is drawn). Without a ``Referer``
+    (a browser set to send none) the page comes from the routing callback as after any
+    link.
+    """
+    path = _loaded_path() if flask.has_request_context() else None
+    page = None
+    if path is not None:
+        try:
+            page = render(ctx, parse_path(path))
+        except Exception as e:  # the routing callback tries again, and reports it
+            _report(f"{type(e).__name__}: {e}" if not isinstance(e, StorageError) else str(e))
+            path = None
+    return h.Div(
         [
             dcc.Location(id="url", refresh="callback-nav"),
+            dcc.Store(id="drawn-path", data=path),
             h.Header(
                 [
                     dcc.Link("archtune", href="/", className="brand"),
@@ -87,22 +169,21 @@ def create_app(
                 ],
                 className="top",
             ),
-            h.Main(id="page"),
+            h.Main(page, id="page"),
         ]
     )
 
-    @app.callback(Output("page", "children"), Input("url", "pathname"))
-    def route(pathname: str | None) -> h.Div:
-        return render(ctx, parse_path(pathname))
 
-    # The first network drawing imports the architecture families (and torch): seconds,
-    # paid here in the background rather than by the first trial page.
-    threading.Thread(target=import_module, args=("spaces.resnet",), daemon=True).start()
-    page_home.register(app, ctx)
-    page_study.register(app, ctx)
-    page_trial.register(app, ctx)
-    _server_routes(app.server, ctx, hosts)
-    return app
+def _loaded_path() -> str | None:
+    """The (still quoted) path of the page whose layout is asked, from the ``Referer``
+    of the request, if it is this server's own page."""
+    referrer = flask.request.headers.get("Referer")
+    if not referrer:
+        return None
+    parts = urlsplit(referrer)
+    if parts.netloc != flask.request.host or parts.scheme not in ("http", "https"):
+        return None
+    return parts.path or "/"
 
 
 _last_error: list[str] = [""]

@@ -11,6 +11,9 @@ computed in the background, once per number of finished trials.
 
 from __future__ import annotations
 
+import functools
+import html
+import json
 from typing import Any
 
 import dash
@@ -31,7 +34,7 @@ from dashboard.study_panels import columns, grid_request, grid_row, head, settin
 from dashboard.timeline import plot_timeline
 from studies.records import StudyRecord
 
-__all__ = ["SMALL", "layout", "register"]
+__all__ = ["SMALL", "layout", "register", "warm"]
 
 SMALL = 2000
 """Studies of up to this many trials are read whole before their page is sent, with every
@@ -45,11 +48,27 @@ _HEAVY = {
 }
 
 
-def _loading(title: str, n: int) -> go.Figure:
-    return _message(_style(go.Figure(), title, ""), f"Reading {n:,} trials…")
+def _loading(title: str, n: int) -> dict[str, Any]:
+    """A figure that says the study is being read (a dict: styling a plotly figure
+    costs ~30 ms, and a large study's page sends five of these)."""
+    fig = json.loads(_blank(title))
+    fig["layout"]["annotations"][0]["text"] = html.escape(f"Reading {n:,} trials…")
+    return fig
 
 
-def _graph(graph_id: str, figure: go.Figure, **kwargs: Any) -> dcc.Graph:
+@functools.lru_cache(maxsize=16)
+def _blank(title: str) -> str:
+    return _message(_style(go.Figure(), title, ""), "").to_json()
+
+
+def warm() -> None:
+    """Pay before the first page for what its figures first cost: plotly's template
+    (0.5 s the first time) and the placeholders."""
+    for title in ("", "Parameter importance", "Learning curves", "Pareto front"):
+        _blank(title)
+
+
+def _graph(graph_id: str, figure: go.Figure | dict[str, Any], **kwargs: Any) -> dcc.Graph:
     return dcc.Graph(id=graph_id, figure=figure, config=PLOT_CONFIG, **kwargs)
 
 
@@ -82,11 +101,11 @@ def layout(ctx: Context, name: str) -> h.Div:
     """The page of study ``name`` (``KeyError`` if there is none)."""
     outline = ctx.reader.outline(name)
     line = ctx.reader.summary(name)
-    snap = ctx.live.get(name)
-    if snap.version == 0 and len(outline.trials) <= SMALL:
-        snap = ctx.live.wait(name)
-    n = len(outline.trials)
+    n = len(outline)
     inline = n <= SMALL  # else the other figures come after the first paint (callbacks)
+    # A large study is read after this page is sent (the first tick asks for it): read
+    # now, in this process, it would slow the page down while it is drawn.
+    snap = ctx.live.wait(name) if inline else ctx.live.peek(name)
     record = snap.record if inline else None
     heavy = {k: f(record) if record else _loading("", n) for k, f in _HEAVY.items()}
     importance = _importance(ctx, name, record) if record else None
@@ -140,7 +159,7 @@ def layout(ctx: Context, name: str) -> h.Div:
             dcc.Store(id="study-inline", data=inline),
             dcc.Store(id="importance-key", data=importance[1] if importance else -1),
             dcc.Interval(id="study-tick", interval=ctx.poll_ms),
-            h.Div(head(outline, line, _status(snap, n)), id="study-head", className="card"),
+            h.Div(head(outline.study, line, _status(snap, n)), id="study-head", className="card"),
             settings_panel(ctx.reader.settings(name)),
             h.Div(figures, className="grid"),
             pareto,
@@ -206,9 +225,8 @@ def register(app: dash.Dash, ctx: Context) -> None:
         Input("study-tick", "n_intervals"),
         State("study-name", "data"),
         State("study-version", "data"),
-        prevent_initial_call=True,
     )
-    def tick(_n: int, name: str, drawn: int) -> tuple[Any, Any]:
+    def tick(_n: int | None, name: str, drawn: int) -> tuple[Any, Any]:
         snap = ctx.live.get(name)
         if snap.version == drawn and not snap.error:
             return dash.no_update, dash.no_update
@@ -291,14 +309,19 @@ def register(app: dash.Dash, ctx: Context) -> None:
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),
         Input("fig-pareto", "clickData"),
+        Input("fig-history", "clickData"),
         Input("trials-grid", "cellClicked"),
         State("study-name", "data"),
+        State("history-by", "value"),
         prevent_initial_call=True,
     )
-    def open_trial(click: Any, cell: Any, name: str) -> Any:
+    def open_trial(click: Any, history: Any, cell: Any, name: str, by: str) -> Any:
         number = None
         if dash.ctx.triggered_id == "fig-pareto" and click:
             number = click["points"][0].get("customdata")
+        elif dash.ctx.triggered_id == "fig-history" and history:
+            point = history["points"][0]  # x is the number, unless drawn by time
+            number = point.get("x") if by != "time" else point.get("customdata")
         elif cell and cell.get("colId") == "number":
             number = cell.get("value")
         return dash.no_update if number is None else trial_path(name, int(number))

@@ -214,3 +214,62 @@ def test_a_large_study_paints_its_history_first_and_the_rest_after(
         expect(page.locator(f"#{graph}")).not_to_contain_text("Reading 12 trials")
     expect(page.locator("#fig-parallel")).to_contain_text("train/lr")
     assert problems == []
+
+
+def _page_renders(page: Page) -> list[bool]:
+    """For each answer of the routing callback: whether it carried a page."""
+    found: list[bool] = []
+
+    def answered(response: Any) -> None:
+        request = response.request
+        if "_dash-update-component" in response.url and "page.children" in (
+            request.post_data or ""
+        ):
+            found.append('"page"' in response.text())
+
+    page.on("response", answered)
+    return found
+
+
+def test_a_page_load_gets_its_page_with_the_layout_not_from_a_callback(
+    page: Page, serve: Any, sqlite_url: str
+) -> None:
+    base = serve(sqlite_url)
+    renders = _page_renders(page)
+    page.goto(base + study_path("single"))
+    _drawn(page, "fig-history")
+    expect(page.locator("#study-head")).to_contain_text("best val_acc")
+    page.wait_for_timeout(1000)  # the routing callback's first call has answered
+    assert renders and not any(renders)  # it answered, with no page: the layout had it
+    page.locator("a.brand").click()  # a link within the app: now the router draws
+    expect(page.locator("#home-grid")).to_contain_text("multi")
+    assert renders[-1] is True
+
+
+def test_without_a_referer_the_router_draws_the_page(
+    page: Page, serve: Any, sqlite_url: str
+) -> None:
+    base = serve(sqlite_url)
+    renders = _page_renders(page)
+
+    def no_referer(route: Any) -> None:  # the page asks its browser to send none
+        html = route.fetch().text()
+        policy = '<meta name="referrer" content="no-referrer">'
+        route.fulfill(body=html.replace("<head>", "<head>" + policy, 1), content_type="text/html")
+
+    page.route(base + study_path("single"), no_referer)
+    page.goto(base + study_path("single"))
+    _drawn(page, "fig-history")
+    expect(page.locator("#study-head")).to_contain_text("best val_acc")
+    assert renders[:1] == [True]
+
+
+def test_clicking_a_history_point_opens_its_trial(page: Page, serve: Any, sqlite_url: str) -> None:
+    base = serve(sqlite_url)
+    page.goto(base + study_path("single"))
+    _drawn(page, "fig-history")
+    page.locator("#fig-history .scatterlayer .trace .points path").first.click(force=True)
+    at_trial = re.compile(re.escape(f"{base}{study_path('single')}/trial/") + r"\d+$")
+    expect(page).to_have_url(at_trial, timeout=15_000)
+    number = int(page.url.rsplit("/", 1)[1])
+    expect(page.locator("#trial-body")).to_contain_text(f"Trial {number}")
