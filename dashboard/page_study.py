@@ -27,6 +27,7 @@ from dashboard.curves import plot_learning_curves
 from dashboard.figures import _message, _style, plot_parallel_coordinates
 from dashboard.history import plot_history
 from dashboard.importance import plot_importance
+from dashboard.live import Snapshot
 from dashboard.overhead import plot_overhead
 from dashboard.pareto import plot_pareto
 from dashboard.paths import trial_path
@@ -34,7 +35,7 @@ from dashboard.study_panels import columns, grid_request, grid_row, head, settin
 from dashboard.timeline import plot_timeline
 from studies.records import StudyRecord
 
-__all__ = ["SMALL", "layout", "register", "warm"]
+__all__ = ["SMALL", "layout", "register", "rest", "warm"]
 
 SMALL = 2000
 """Studies of up to this many trials are read whole before their page is sent, with every
@@ -98,40 +99,67 @@ def _importance(ctx: Context, name: str, record: StudyRecord) -> tuple[go.Figure
 
 
 def layout(ctx: Context, name: str) -> h.Div:
-    """The page of study ``name`` (``KeyError`` if there is none)."""
+    """The page of study ``name`` (``KeyError`` if there is none), as first sent: its head,
+    run settings and history, drawn from the study's outline. The other figures and the
+    trials table follow from :func:`rest`, asked once this is on screen, so that the first
+    figure is drawn before the browser builds the others and the grid."""
     outline = ctx.reader.outline(name)
     line = ctx.reader.summary(name)
     n = len(outline)
-    inline = n <= SMALL  # else the other figures come after the first paint (callbacks)
-    # A large study is read after this page is sent (the first tick asks for it): read
-    # now, in this process, it would slow the page down while it is drawn.
-    snap = ctx.live.wait(name) if inline else ctx.live.peek(name)
+    # A small study is read whole before its page is sent (its history then has every
+    # trial's params); a large one after (:func:`rest`), or it was read by a page before.
+    snap = ctx.live.wait(name) if n <= SMALL else ctx.live.peek(name)
+    history = _card(
+        dcc.RadioItems(
+            id="history-by",
+            options=[
+                {"label": "by trial", "value": "number"},
+                {"label": "by wall time", "value": "time"},
+            ],
+            value="number",
+            inline=True,
+            className="toggle",
+        ),
+        _graph("fig-history", plot_history(snap.record or outline)),
+    )
+    return h.Div(
+        [
+            dcc.Store(id="study-name", data=name),
+            dcc.Store(id="study-version", data=snap.version),
+            dcc.Store(id="study-inline", data=n <= SMALL),
+            dcc.Interval(id="study-tick", interval=ctx.poll_ms),
+            h.Div(head(outline.study, line, _status(snap, n)), id="study-head", className="card"),
+            settings_panel(ctx.reader.settings(name)),
+            # The later figures join the history's grid (display: contents).
+            h.Div(
+                [history, h.Div(id="study-figures", className="contents")], className="grid fill"
+            ),
+            h.Div(id="study-table"),
+        ]
+    )
+
+
+def rest(ctx: Context, name: str) -> tuple[list[Any], list[Any], Snapshot]:
+    """The study page after its history: the other figures (a study of up to
+    :data:`SMALL` trials read whole and drawn; a larger one's saying it is being read,
+    then drawn by callbacks when it is), and the trials table."""
+    n = ctx.reader.summary(name).n_trials
+    study = ctx.reader.study(name)
+    inline = n <= SMALL
+    snap = ctx.live.wait(name) if inline else ctx.live.get(name)  # get: starts reading it
     record = snap.record if inline else None
     heavy = {k: f(record) if record else _loading("", n) for k, f in _HEAVY.items()}
     importance = _importance(ctx, name, record) if record else None
     wait_fig = _loading("Parameter importance", n)
-    cols = columns(ctx, name)
-    figures = [
-        _card(
-            dcc.RadioItems(
-                id="history-by",
-                options=[
-                    {"label": "by trial", "value": "number"},
-                    {"label": "by wall time", "value": "time"},
-                ],
-                value="number",
-                inline=True,
-                className="toggle",
-            ),
-            _graph("fig-history", plot_history(snap.record or outline)),
-        ),
-    ]
-    importance_card = _card(_graph("fig-importance", importance[0] if importance else wait_fig))
+    importance_card = _card(
+        dcc.Store(id="importance-key", data=importance[1] if importance else -1),
+        _graph("fig-importance", importance[0] if importance else wait_fig),
+    )
     curves_card = _card(
         dcc.Dropdown(
             id="curves-metric",
             options=_metrics(record),
-            placeholder=f"metric (default: {outline.objective})",
+            placeholder=f"metric (default: {study.objective})",
             clearable=True,
         ),
         _graph(
@@ -139,66 +167,58 @@ def layout(ctx: Context, name: str) -> h.Div:
             plot_learning_curves(record) if record else _loading("Learning curves", n),
         ),
     )
-    pareto = _graph("fig-pareto", go.Figure(), style={"display": "none"})
-    if outline.multi:  # history | Pareto, importance | curves
+    figures: list[Any] = []
+    if study.multi:  # history | Pareto, importance | curves
         fig = plot_pareto(record) if record else _loading("Pareto front", n)
         hint = h.P("Click a point to open its trial.", className="muted")
         figures += [_card(_graph("fig-pareto", fig), hint), importance_card, curves_card]
-        pareto = None
     else:  # history | importance, curves
         figures += [importance_card, curves_card]
+        figures.append(_graph("fig-pareto", go.Figure(), style={"display": "none"}))
     figures += [
         _card(_graph("fig-parallel", heavy["fig-parallel"]), wide=True),
         _card(_graph("fig-timeline", heavy["fig-timeline"]), wide=True),
         _card(_graph("fig-overhead", heavy["fig-overhead"]), wide=True),
     ]
-    return h.Div(
-        [
-            dcc.Store(id="study-name", data=name),
-            dcc.Store(id="study-version", data=snap.version),
-            dcc.Store(id="study-inline", data=inline),
-            dcc.Store(id="importance-key", data=importance[1] if importance else -1),
-            dcc.Interval(id="study-tick", interval=ctx.poll_ms),
-            h.Div(head(outline.study, line, _status(snap, n)), id="study-head", className="card"),
-            settings_panel(ctx.reader.settings(name)),
-            h.Div(figures, className="grid"),
-            pareto,
-            _card(
-                h.Div(
-                    [
-                        h.H2("Trials"),
-                        h.A(
-                            "Download CSV",
-                            href=f"/export/trials.csv?study={_q(name)}",
-                            className="button",
-                            id="trials-csv",
-                        ),
-                    ],
-                    className="row",
+    return figures, [_table(ctx, name)], snap
+
+
+def _table(ctx: Context, name: str) -> h.Div:
+    """The trials table: AG Grid's infinite row model, rows sorted and filtered in SQL."""
+    return _card(
+        h.Div(
+            [
+                h.H2("Trials"),
+                h.A(
+                    "Download CSV",
+                    href=f"/export/trials.csv?study={_q(name)}",
+                    className="button",
+                    id="trials-csv",
                 ),
-                dag.AgGrid(
-                    id="trials-grid",
-                    columnDefs=cols.defs(),
-                    rowModelType="infinite",
-                    defaultColDef={
-                        "sortable": False,
-                        "filter": False,
-                        "resizable": True,
-                        "minWidth": 90,
-                    },
-                    dashGridOptions={
-                        "cacheBlockSize": 100,
-                        "maxBlocksInCache": 20,
-                        "pagination": True,
-                        "paginationPageSize": 25,
-                        "paginationPageSizeSelector": [25, 100, 500],
-                    },
-                    style={"height": "540px"},
-                    className="ag-theme-quartz",
-                ),
-                wide=True,
-            ),
-        ]
+            ],
+            className="row",
+        ),
+        dag.AgGrid(
+            id="trials-grid",
+            columnDefs=columns(ctx, name).defs(),
+            rowModelType="infinite",
+            defaultColDef={
+                "sortable": False,
+                "filter": False,
+                "resizable": True,
+                "minWidth": 90,
+            },
+            dashGridOptions={
+                "cacheBlockSize": 100,
+                "maxBlocksInCache": 20,
+                "pagination": True,
+                "paginationPageSize": 25,
+                "paginationPageSizeSelector": [25, 100, 500],
+            },
+            style={"height": "540px"},
+            className="ag-theme-quartz",
+        ),
+        wide=True,
     )
 
 
@@ -225,8 +245,9 @@ def register(app: dash.Dash, ctx: Context) -> None:
         Input("study-tick", "n_intervals"),
         State("study-name", "data"),
         State("study-version", "data"),
+        prevent_initial_call=True,
     )
-    def tick(_n: int | None, name: str, drawn: int) -> tuple[Any, Any]:
+    def tick(_n: int, name: str, drawn: int) -> tuple[Any, Any]:
         snap = ctx.live.get(name)
         if snap.version == drawn and not snap.error:
             return dash.no_update, dash.no_update
@@ -234,6 +255,15 @@ def register(app: dash.Dash, ctx: Context) -> None:
         record = snap.record or ctx.reader.study(name)
         changed = snap.version if snap.version != drawn else dash.no_update  # redraws
         return changed, head(record, line, _status(snap, line.n_trials))
+
+    @app.callback(
+        Output("study-figures", "children"),
+        Output("study-table", "children"),
+        Input("study-name", "data"),
+    )
+    def after_history(name: str) -> tuple[Any, Any]:
+        figures, table, _ = rest(ctx, name)
+        return figures, table
 
     @app.callback(
         Output("fig-history", "figure"),
@@ -297,7 +327,8 @@ def register(app: dash.Dash, ctx: Context) -> None:
     # A change refetches the visible rows (sort, filter and scroll kept).
     app.clientside_callback(
         """function(version) {
-            const api = window.dash_ag_grid && dash_ag_grid.getApi("trials-grid");
+            let api = null;
+            try { api = dash_ag_grid.getApi("trials-grid"); } catch (e) { }  // not built yet
             if (api) { api.refreshInfiniteCache(); }
             return window.dash_clientside.no_update;
         }""",

@@ -125,6 +125,7 @@ def test_the_table_sorts_and_filters_in_sql_and_a_row_opens_its_trial(
     states = grid.locator(".ag-center-cols-container [col-id='state']")
     expect(states).to_have_count(1, timeout=15_000)
     expect(states.first).to_have_text("FAIL")
+    grid.scroll_into_view_if_needed()  # as a user does: AG Grid reveals rows in view
     grid.locator(".ag-pinned-left-cols-container [col-id='number']").first.click()
     expect(page).to_have_url(base + trial_path("single", 5), timeout=15_000)
     expect(page.locator("#trial-body")).to_contain_text("out of memory")
