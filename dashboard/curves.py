@@ -1,7 +1,10 @@
-"""The learning-curves figure: every trial's per-epoch points of a metric.
+"""The learning-curves figure: the trials' per-epoch points of a metric.
 
 As the other figures (:mod:`dashboard.figures`), a pure :func:`get_curves_info` step and a
-:func:`plot_learning_curves` renderer.
+:func:`plot_learning_curves` renderer. Past :data:`CURVES_SHOWN` trials (100,000 curves
+are 50 MB of page that no one can tell apart) the figure draws the best
+:data:`BEST_SHOWN` complete trials and a seeded sample of the others, and its subtitle
+says so.
 
 Example:
     >>> from studies.records import StudyRecord, TrialRecord
@@ -15,21 +18,34 @@ Example:
 from __future__ import annotations
 
 import html
+from collections.abc import Mapping
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures import (
     STATE_COLORS,
+    _check_direction,
     _hover,
     _message,
     _style,
     _subtitle,
+    _template,
+    float_array,
     is_finite,
 )
-from dashboard.history import _objective_series, get_history_info
+from dashboard.history import _objective_series
 from studies.records import StudyRecord, TrialRecord
+
+CURVES_SHOWN = 2000
+"""Most curves drawn; past this, the best :data:`BEST_SHOWN` and a sample of the rest."""
+BEST_SHOWN = 200
+"""Best complete trials (by the objective) always drawn when the curves are sampled."""
+SAMPLE_SEED = 0
+"""Seed of the sample of the other curves (the same trials on every redraw)."""
 
 
 @dataclass(frozen=True)
@@ -52,7 +68,10 @@ class CurvesInfo:
         curves: One curve per trial that reported a finite point, by number.
         best_number: Number of the best complete trial, or None.
         available: Every metric name some trial reported, sorted.
-        n_skipped: Points left out because their value is not finite.
+        n_skipped: Points left out because their value is not finite (of every trial).
+        n_trials: Trials that reported a finite point: ``len(curves)`` unless sampled.
+        n_best: When sampled, how many of ``curves`` are the best complete trials (the
+            rest are the sample); 0 otherwise.
     """
 
     metric: str
@@ -60,16 +79,80 @@ class CurvesInfo:
     best_number: int | None
     available: list[str]
     n_skipped: int
+    n_trials: int = 0
+    n_best: int = 0
+
+    @property
+    def sampled(self) -> bool:
+        """Whether some trial with a finite point has no curve here."""
+        return len(self.curves) < self.n_trials
 
 
-def _series(trial: TrialRecord, metric: str | None, record: StudyRecord) -> dict[int, Any]:
+def _series(trial: TrialRecord, metric: str | None, record: StudyRecord) -> Mapping[int, Any]:
+    """``{epoch: value}`` of ``metric`` (None: the reported objective), not to be changed:
+    a trial's own intermediate values where they are the series, else a new dict."""
+    if metric is None and (trial.intermediate or not record.multi):
+        return trial.intermediate  # what _objective_series copies; read only here
     if metric is None:
         return _objective_series(trial, record)
     return dict(trial.metrics.get(metric, []))  # a later report of an epoch wins
 
 
-def get_curves_info(record: StudyRecord, metric: str | None = None) -> CurvesInfo:
-    """Per-epoch points of ``metric`` (None: the reported objective) for every trial.
+def _curve(trial: TrialRecord, metric: str | None, record: StudyRecord) -> Curve:
+    """The finite points of ``trial``'s series, by epoch."""
+    points = sorted(_series(trial, metric, record).items())
+    finite = [(e, float(v)) for e, v in points if is_finite(v)]
+    return Curve(trial.number, trial.state, [e for e, _ in finite], [v for _, v in finite], trial)
+
+
+def _ranked(record: StudyRecord) -> list[int]:
+    """Numbers of the complete trials with a finite objective, best first (the first
+    reached on ties, as :func:`dashboard.history.get_history_info` picks the best)."""
+    sign = -1.0 if _check_direction(record) else 1.0
+    done = [t for t in record.trials if t.state == "COMPLETE" and is_finite(t.value)]
+    return [t.number for t in sorted(done, key=lambda t: (sign * t.value, t.number))]
+
+
+def _sample(
+    trials: list[TrialRecord], ranked: list[int], limit: int, n_best: int, seed: int
+) -> tuple[list[TrialRecord], int]:
+    """At most ``limit`` of ``trials`` (by number): the best ``n_best`` by ``ranked``,
+    then the others with the smallest seeded random keys, and how many are the best. A
+    trial's key depends on its number and the seed only, so a growing study keeps the
+    trials it showed unless new ones displace them.
+
+    Example:
+        >>> trials = [TrialRecord(n, "COMPLETE", {}, n / 10) for n in range(10)]
+        >>> picked, n_best = _sample(trials, [9, 8, 7], limit=4, n_best=2, seed=0)
+        >>> [t.number for t in picked if t.number in (8, 9)], len(picked), n_best
+        ([8, 9], 4, 2)
+    """
+    if len(trials) <= limit:
+        return trials, 0
+    have = {t.number for t in trials}
+    chosen = set([n for n in ranked if n in have][: min(n_best, limit)])
+    n_chosen_best = len(chosen)
+    rest = [t.number for t in trials if t.number not in chosen]
+    keys = np.random.default_rng(seed).random(max(have) + 1)
+    order = np.argsort(keys[rest], kind="stable")[: limit - n_chosen_best]
+    chosen.update(rest[i] for i in order)
+    return [t for t in trials if t.number in chosen], n_chosen_best
+
+
+def get_curves_info(
+    record: StudyRecord,
+    metric: str | None = None,
+    *,
+    limit: int | None = CURVES_SHOWN,
+    n_best: int = BEST_SHOWN,
+    seed: int = SAMPLE_SEED,
+) -> CurvesInfo:
+    """Per-epoch points of ``metric`` (None: the reported objective) of every trial, or
+    of at most ``limit`` of them: the best ``n_best`` complete trials by the objective
+    and a sample of the others drawn with ``numpy.random.default_rng(seed)``.
+
+    Raises:
+        ValueError: for a ``limit`` under 1 or a negative ``n_best``.
 
     Example:
         >>> from studies.records import StudyRecord, TrialRecord
@@ -77,18 +160,25 @@ def get_curves_info(record: StudyRecord, metric: str | None = None) -> CurvesInf
         >>> get_curves_info(StudyRecord("s", "maximize", "acc", None, [t])).curves[0].epochs
         [1]
     """
-    best = get_history_info(record).best
-    curves, skipped = [], 0
+    if (limit is not None and limit < 1) or n_best < 0:
+        raise ValueError(f"limit must be None or >= 1 and n_best >= 0; got {limit}, {n_best}.")
+    ranked = _ranked(record)
+    reported, skipped = [], 0  # counted on every trial; the curves built for those drawn
     for t in sorted(record.trials, key=lambda t: t.number):
-        points = sorted(_series(t, metric, record).items())
-        finite = [(e, float(v)) for e, v in points if is_finite(v)]
-        skipped += len(points) - len(finite)
-        if finite:
-            epochs, values = [e for e, _ in finite], [v for _, v in finite]
-            curves.append(Curve(t.number, t.state, epochs, values, t))
+        values = _series(t, metric, record).values()
+        n_finite = sum(map(is_finite, values))
+        skipped += len(values) - n_finite
+        if n_finite:
+            reported.append(t)
+    n_best_kept = 0
+    drawn = reported
+    if limit is not None:
+        drawn, n_best_kept = _sample(reported, ranked, limit, n_best, seed)
+    curves = [_curve(t, metric, record) for t in drawn]
     available = sorted({name for t in record.trials for name in t.metrics})
     name = record.objective if metric is None else metric
-    return CurvesInfo(name, curves, best.number if best else None, available, skipped)
+    best = ranked[0] if ranked else None
+    return CurvesInfo(name, curves, best, available, skipped, len(reported), n_best_kept)
 
 
 _CURVE_DASH = {"PRUNED": "dash", "FAIL": "dot"}
@@ -106,8 +196,8 @@ def _curve_trace(
         "line": {"width": 2, "color": color},
     }
     trace = go.Scatter(
-        x=curve.epochs,
-        y=curve.values,
+        x=float_array(curve.epochs),
+        y=float_array(curve.values),
         mode="lines+markers" if state == "PRUNED" or len(curve.epochs) == 1 else "lines",
         name=f"{best_label} (trial {curve.number})" if best else state.lower(),
         legendgroup="best" if best else state,
@@ -131,10 +221,15 @@ def plot_learning_curves(record: StudyRecord, metric: str | None = None) -> go.F
 
     Lines are coloured and dashed by state; a pruned trial's line ends in a cross where
     it was stopped, and the best complete trial is drawn on top in black (with several
-    objectives, the best in the first one, and named so).
+    objectives, the best in the first one, and named so). Past :data:`CURVES_SHOWN`
+    trials, the best and a sample (see :func:`get_curves_info`), as the subtitle says.
     """
     info = get_curves_info(record, metric)
-    subtitle = _subtitle(record, f"{info.metric} per epoch", {"non-finite points": info.n_skipped})
+    what = f"{info.metric} per epoch"
+    if info.sampled:
+        which = f"the best {info.n_best:,} and a sample" if info.n_best else "a sample"
+        what += f" · showing {len(info.curves):,} of {info.n_trials:,} trials: {which}"
+    subtitle = _subtitle(record, what, {"non-finite points": info.n_skipped})
     fig = _style(go.Figure(), "Learning curves", subtitle, "Epoch", info.metric)
     if not info.curves:
         if metric is None:
@@ -162,34 +257,34 @@ MERGE_ABOVE = 200
 between trials): a trace per trial took 44 s and 28 MB at 10,000 trials."""
 
 
+def _joined(curves: list[Curve]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``x``, ``y`` and trial number of every point of ``curves``, one curve after the
+    other, with a NaN point after each (where the line breaks)."""
+    x = float_array(chain.from_iterable([*c.epochs, None] for c in curves))
+    y = float_array(chain.from_iterable([*c.values, None] for c in curves))
+    numbers = [n for c in curves for n in [c.number] * (len(c.epochs) + 1)]
+    return x, y, np.asarray(numbers, dtype=np.int32)
+
+
 def _merged_traces(
     curves: list[Curve], metric: str, best_number: int | None, best_label: str
 ) -> list[go.Scattergl]:
     """One line trace per state (curves joined with gaps), the pruned trials' stopping
-    points as crosses, and the best trial on top; hover says the trial and epoch."""
+    points as crosses, and the best trial on top; hover says the trial, epoch and value
+    (a template over the trial numbers in ``customdata``, not a string per point)."""
     traces = []
     for state in sorted({c.state for c in curves}, key=lambda s: s != "COMPLETE"):
         mine = [c for c in curves if c.state == state and c.number != best_number]
         if not mine:
             continue
-        x: list[Any] = []
-        y: list[Any] = []
-        text: list[Any] = []
-        for c in mine:
-            x += [*c.epochs, None]
-            y += [*c.values, None]
-            text += [
-                f"trial {c.number} · epoch {e}: {v:.4g}"
-                for e, v in zip(c.epochs, c.values, strict=True)
-            ]
-            text.append(None)
+        x, y, numbers = _joined(mine)
         color = STATE_COLORS.get(state, "#6b7280")
         traces.append(
             go.Scattergl(
                 x=x,
                 y=y,
-                text=text,
-                hoverinfo="text",
+                customdata=numbers,
+                hovertemplate=_template(state, [("epoch", "%{x}"), (metric, "%{y:.6~g}")]),
                 mode="lines",
                 name=state.lower(),
                 legendgroup=state,
@@ -198,12 +293,13 @@ def _merged_traces(
             )
         )
         if state == "PRUNED":
+            rows = [("stopped at epoch", "%{x}"), (metric, "%{y:.6~g}")]
             traces.append(
                 go.Scattergl(
-                    x=[c.epochs[-1] for c in mine],
-                    y=[c.values[-1] for c in mine],
-                    text=[f"trial {c.number} stopped at epoch {c.epochs[-1]}" for c in mine],
-                    hoverinfo="text",
+                    x=float_array(c.epochs[-1] for c in mine),
+                    y=float_array(c.values[-1] for c in mine),
+                    customdata=np.asarray([c.number for c in mine], dtype=np.int32),
+                    hovertemplate=_template(state, rows),
                     mode="markers",
                     legendgroup=state,
                     showlegend=False,

@@ -254,7 +254,8 @@ def _points_trace(series: HistorySeries, name: str, by: str) -> go.Scatter:
     return kind(
         x=x,
         y=series.value[mask],
-        customdata=None if by == "number" else number,
+        # A list, not a typed array: Dash's clickData reads customdata undecoded.
+        customdata=None if by == "number" else number.tolist(),
         text=None if series.params is None else [series.params[i] for i in np.flatnonzero(mask)],
         mode="markers",
         name=name,

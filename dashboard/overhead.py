@@ -27,10 +27,12 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
-from dashboard.figures import _hover, _message, _style, _subtitle
+from dashboard.figures import _hover, _message, _style, _subtitle, float_array
 from studies.overhead import PHASES, Overhead
 from studies.records import StudyRecord, TrialRecord
 
@@ -133,34 +135,84 @@ def _shares_text(info: OverheadInfo) -> str:
     return f"{' · '.join(parts) or 'no time'} of {shown}"
 
 
+BARS_SHOWN = 200
+"""Most bars drawn: past this many trials, each bar is the mean of as many consecutive
+trials as it takes (one bar per trial was 146 MB at 100,000 trials, each under a pixel)."""
+
+
+def _per_trial(info: OverheadInfo, phase: str) -> dict[str, Any]:
+    """One bar per trial for ``phase``: hover text naming the trial (params included)."""
+    name = PHASE_LABELS[phase]
+    rows = [[(f"{name} s", b.seconds[phase]), ("total s", b.total_s)] for b in info.bars]
+    return {
+        "x": float_array(b.seconds[phase] for b in info.bars),
+        "y": [f"#{b.number}" for b in info.bars],
+        "text": [_hover(b.trial, r) for b, r in zip(info.bars, rows, strict=True)],
+        "hoverinfo": "text",
+    }
+
+
+def _grouped(info: OverheadInfo, size: int) -> tuple[np.ndarray, list[str], np.ndarray]:
+    """Mean seconds per phase (rows: groups, columns: :data:`PHASES`) of each ``size``
+    consecutive bars, their labels (``"#0-#499"``) and ``[first, last, count, mean total]``
+    rows for the hover template."""
+    seconds = np.array([[b.seconds[p] for p in PHASES] for b in info.bars])
+    numbers = np.array([b.number for b in info.bars])
+    starts = np.arange(0, len(info.bars), size)
+    counts = np.diff(np.r_[starts, len(info.bars)])
+    means = np.add.reduceat(seconds, starts, axis=0) / counts[:, None]
+    last = numbers[np.r_[starts[1:], len(info.bars)] - 1]
+    labels = [f"#{a}-#{b}" for a, b in zip(numbers[starts], last, strict=True)]
+    rows = np.column_stack([numbers[starts], last, counts, means.sum(axis=1)])
+    return means, labels, rows
+
+
+def _phase_bars(info: OverheadInfo, size: int) -> list[dict[str, Any]]:
+    """Per phase, the bar trace's data: one bar per trial (``size`` 1), else the mean
+    of each ``size`` consecutive trials with a hover template over ``customdata``."""
+    if size == 1:
+        return [_per_trial(info, phase) for phase in PHASES]
+    means, labels, rows = _grouped(info, size)
+    return [
+        {
+            "x": means[:, k],
+            "y": labels,
+            "customdata": rows,
+            "hovertemplate": (
+                "<b>Trials %{customdata[0]} to %{customdata[1]}</b> (%{customdata[2]:,})"
+                f"<br>{PHASE_LABELS[phase]}: %{{x:.3~g}} s on average"
+                "<br>all phases: %{customdata[3]:.3~g} s on average<extra></extra>"
+            ),
+        }
+        for k, phase in enumerate(PHASES)
+    ]
+
+
 def plot_overhead(record: StudyRecord) -> go.Figure:
     """A horizontal stacked bar per trial (trial 0 on top): propose, queue, start-up,
     train, record. The subtitle gives each phase's share of the trials' summed time and
-    how many trials recorded no overhead."""
+    how many trials recorded no overhead. Past :data:`BARS_SHOWN` trials, a bar is the
+    mean of consecutive trials, as the subtitle says."""
     info = get_overhead_info(record)
     what = f"where the time went: {_shares_text(info)}" if info.bars else "where the time went"
+    size = -(-len(info.bars) // BARS_SHOWN)  # trials per bar, rounded up
+    if size > 1:
+        what += f" · each bar the mean of {size:,} consecutive trials"
     subtitle = _subtitle(record, what, {"trials without overhead": info.n_skipped})
     fig = _style(go.Figure(), "Trial overhead", subtitle, "Seconds", "Trial")
     if not info.bars:
         return _message(fig, "No trial recorded where its time went yet.")
-    labels = [f"#{b.number}" for b in info.bars]
-    for phase in PHASES:
-        name = PHASE_LABELS[phase]
-        share = f"{info.shares[phase]:.0%} of all"
-        rows = [[(f"{name} s", b.seconds[phase]), ("total s", b.total_s)] for b in info.bars]
+    for phase, bars in zip(PHASES, _phase_bars(info, size), strict=True):
         fig.add_trace(
             go.Bar(
-                x=[b.seconds[phase] for b in info.bars],
-                y=labels,
                 orientation="h",
-                name=f"{name} ({share})",
+                name=f"{PHASE_LABELS[phase]} ({info.shares[phase]:.0%} of all)",
                 marker={"color": PHASE_COLORS[phase]},
-                text=[_hover(b.trial, r) for b, r in zip(info.bars, rows, strict=True)],
-                hoverinfo="text",
                 textposition="none",
+                **bars,
             )
         )
-    height = min(max(460, 22 * len(info.bars) + 180), 2400)
+    height = min(max(460, 22 * min(len(info.bars), BARS_SHOWN) + 180), 2400)
     fig.update_layout(barmode="stack", height=height)
     fig.update_yaxes(autorange="reversed", type="category")
     return fig

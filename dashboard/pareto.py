@@ -16,7 +16,8 @@ symbol and legend entry:
   is counted, not drawn.
 
 Failed, running and waiting trials, and complete ones without finite values, are counted
-in the subtitle, not drawn. Each point carries its trial number in ``customdata``.
+in the subtitle, not drawn. Each point carries its trial number in ``customdata``; a
+group of more than :data:`HOVER_TEXT_MAX` points hovers its trial and two objectives only.
 
 Example:
     >>> from studies.records import StudyRecord, TrialRecord
@@ -40,6 +41,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 
 from dashboard.figures import (
@@ -49,8 +51,11 @@ from dashboard.figures import (
     _objective_label,
     _style,
     _subtitle,
+    _template,
+    float_array,
     is_finite,
 )
+from dashboard.history import GL_ABOVE
 from studies.objectives import Objectives
 from studies.records import StudyRecord, TrialRecord
 
@@ -89,7 +94,7 @@ class ParetoAxis:
         return f"{self.name} ({better} is better)"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ParetoPoint:
     """One plotted trial.
 
@@ -347,18 +352,48 @@ def _rows(point: ParetoPoint, info: ParetoInfo) -> list[tuple[str, Any]]:
     return rows
 
 
-def _trace(points: list[ParetoPoint], group: str, info: ParetoInfo) -> go.Scatter:
-    return go.Scatter(
-        x=[p.x for p in points],
-        y=[p.y for p in points],
+HOVER_TEXT_MAX = 1000
+"""Groups of at most this many points (the front, as a rule) get a hover text per point,
+params included; larger ones a template over the trace's arrays (trial, state and the two
+plotted objectives): per-point strings were 33 MB at 100,000 trials."""
+
+
+def _template_rows(group: str, info: ParetoInfo) -> list[tuple[str, str]]:
+    """Hover rows of a large group's template: the plotted objectives."""
+    how = " (last known)" if group == "pruned" else ""
+    return [(f"{info.x.name}{how}", "%{x:.6~g}"), (f"{info.y.name}{how}", "%{y:.6~g}")]
+
+
+def _numbers(points: list[ParetoPoint]) -> np.ndarray:
+    """Trial numbers for ``customdata``, sent as a plain JSON list (an object array): a
+    click reads them from the figure as sent, where dcc.Graph indexes ``customdata``
+    without decoding a typed array, so a base64 one would open no trial.
+
+    Example:
+        >>> _numbers([]).dtype
+        dtype('O')
+    """
+    return np.array([p.number for p in points], dtype=object)
+
+
+def _trace(points: list[ParetoPoint], group: str, info: ParetoInfo) -> go.Scatter | go.Scattergl:
+    """The points of ``group`` as numpy arrays, each with its trial number in
+    ``customdata`` (what a click opens, see :func:`_numbers`); WebGL past
+    :data:`dashboard.history.GL_ABOVE`."""
+    hover: dict[str, Any] = {"hovertemplate": _template(group, _template_rows(group, info))}
+    if len(points) <= HOVER_TEXT_MAX:
+        hover = {"text": [_hover(p.trial, _rows(p, info)) for p in points], "hoverinfo": "text"}
+    kind = go.Scattergl if len(points) > GL_ABOVE else go.Scatter
+    return kind(
+        x=float_array(p.x for p in points),
+        y=float_array(p.y for p in points),
         mode="markers",
         name=f"{GROUP_NAMES[group]} ({len(points)})",
         legendgroup=group,
         legendrank=GROUPS.index(group) + 1,  # the front first, whatever the drawing order
         marker=_MARKERS[group],
-        customdata=[p.number for p in points],
-        text=[_hover(p.trial, _rows(p, info)) for p in points],
-        hoverinfo="text",
+        customdata=_numbers(points),
+        **hover,
     )
 
 

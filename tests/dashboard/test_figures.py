@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
 import plotly.graph_objects as go
 import pytest
 
@@ -52,64 +53,6 @@ def mixed() -> StudyRecord:
 def by_name(fig: go.Figure, name: str):
     (trace,) = [t for t in fig.data if t.name == name]
     return trace
-
-
-# ------------------------------------------------------------------------ history
-
-
-def test_history_maximize(mixed):
-    info = get_history_info(mixed)
-    assert [p.number for p in info.complete] == [0, 2, 4, 8]
-    assert info.best_so_far == [(0, 0.5), (2, 0.7), (4, 0.7), (8, 0.9)]
-    assert [(p.number, p.value) for p in info.pruned] == [(1, 0.25)]
-    assert info.best is not None and info.best.number == 8
-    assert info.counts == {"COMPLETE": 6, "PRUNED": 1, "FAIL": 1, "RUNNING": 1}
-    assert info.n_skipped == 2  # trials 6 (NaN) and 7 (inf)
-
-
-@pytest.mark.parametrize(
-    ("direction", "expected", "best"),
-    [("minimize", [3.0, 1.0, 1.0, 0.5, 0.5], 3), ("maximize", [3.0, 3.0, 3.0, 3.0, 4.0], 4)],
-)
-def test_history_best_so_far_honours_direction(direction, expected, best):
-    values = [3.0, 1.0, 2.0, 0.5, 4.0]
-    info = get_history_info(study([trial(i, value=v) for i, v in enumerate(values)], direction))
-    assert [v for _, v in info.best_so_far] == expected
-    assert info.best is not None and info.best.number == best
-
-
-def test_history_ties_keep_first_best():
-    info = get_history_info(study([trial(0, value=1.0), trial(1, value=1.0)]))
-    assert info.best is not None and info.best.number == 0
-
-
-def test_history_pruned_without_finite_last_value_is_skipped():
-    trials = [trial(0, "PRUNED"), trial(1, "PRUNED", intermediate={1: 0.5, 2: NAN})]
-    info = get_history_info(study(trials))
-    assert info.pruned == [] and info.n_skipped == 2
-
-
-def test_plot_history_places_trials(mixed):
-    fig = plot_history(mixed)
-    complete, pruned, best = (
-        by_name(fig, "complete"),
-        by_name(fig, "pruned"),
-        by_name(fig, "best so far"),
-    )
-    assert list(complete.x) == [0, 2, 4, 8] and list(complete.y) == [0.5, 0.7, 0.6, 0.9]
-    assert list(pruned.x) == [1] and list(pruned.y) == [0.25]
-    assert list(best.y) == [0.5, 0.7, 0.7, 0.9] and best.line.shape == "hv"
-    plotted = {x for t in fig.data for x in t.x}
-    assert plotted.isdisjoint({3, 5, 6, 7})  # failed, running, NaN, inf
-    assert fig.layout.yaxis.title.text == "val_acc"
-    assert "not shown: 1 failed, 2 without a finite value" in fig.layout.title.subtitle.text
-
-
-def test_plot_history_hover_names_trial_and_escapes_params():
-    fig = plot_history(study([trial(3, value=0.5, params={"act": "<b>relu</b>", "lr": 0.01})]))
-    (text,) = by_name(fig, "complete").text
-    assert "Trial 3" in text and "lr: 0.01" in text
-    assert "&lt;b&gt;relu&lt;/b&gt;" in text and "<b>relu" not in text
 
 
 def test_invalid_direction_raises():
@@ -315,9 +258,9 @@ def test_many_learning_curves_share_a_trace_per_state() -> None:
     lines = {t.name: t for t in fig.data if t.mode == "lines"}
     assert len(fig.data) <= 5 and set(lines) >= {"complete", "pruned"}
     complete = lines["complete"]
-    drawn = [y for y in complete.y if y is not None]
+    drawn = [y for y in complete.y if not math.isnan(y)]
     assert len(drawn) == 2 * (200 - 1)  # every complete trial but the best, two epochs
-    assert complete.y.count(None) == 199  # one gap after each trial
+    assert int(np.isnan(complete.y).sum()) == 199  # one gap after each trial
     assert fig.data[-1].name == "best (trial 299)"
     stops = [t for t in fig.data if t.mode == "markers"]
     assert len(stops) == 1 and len(stops[0].x) == 100

@@ -6,6 +6,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import plotly.io.json
 import pytest
 
 from dashboard.history import PARAMS_HOVER_MAX, best_steps, get_history_info, plot_history
@@ -102,6 +103,8 @@ def test_plot_history_by_time_names_the_trial_from_customdata():
     points = by_name(fig, "complete")
     assert fig.layout.xaxis.type == "date" and "Trial %{customdata}" in points.hovertemplate
     assert list(points.customdata) == [0, 1, 2]
+    sent = plotly.io.json.to_json_plotly(fig)  # what Dash sends: its clickData reads
+    assert '"customdata":[0,1,2]' in sent  # customdata as sent, so a list, not base64
     best = by_name(fig, "best so far")  # by time: trial 1 ended first, and is the best
     assert list(best.y) == [0.9, 0.9]
 

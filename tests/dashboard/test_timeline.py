@@ -137,9 +137,9 @@ def test_plot_one_webgl_trace_per_state():
     ]
     assert all(isinstance(t, go.Scattergl) for t in fig.data)
     complete = fig.data[0]
-    assert len(complete.x) == 30 and complete.x[2] is None and complete.y[2] is None  # gaps
+    assert len(complete.x) == 30 and np.isnan(complete.x[2]) and np.isnan(complete.y[2])  # gaps
     assert [row[0] for row in complete.customdata[::3]] == list(range(0, 30, 3))
-    assert complete.customdata[0][1] == "5.0 s"
+    assert complete.customdata[0][1] == 5.0 and "%{customdata[1]:,.1f} s" in complete.hovertemplate
     assert "Trial %{customdata[0]}" in complete.hovertemplate and "complete" in fig.data[0].name
     assert "so far" in fig.data[3].hovertemplate
 
@@ -155,11 +155,14 @@ def test_plot_lanes_top_down_and_escaped():
     assert "2 lanes" in fig.layout.title.subtitle.text
 
 
-def test_plot_values_in_hover_escaped():
+def test_plot_values_in_hover():
     trials = [ran(0, 0, 10, value=0.25), ran(1, 0, 10, state="COMPLETE", value=None)]
     trials[1].values = [0.5, 1e6]
-    data = plot_timeline(study(trials), now=NOW).data[0].customdata
-    assert data[0][2] == "0.25" and data[3][2] == "0.5, 1e+06"
+    trace = plot_timeline(study(trials), now=NOW).data[0]
+    data = trace.customdata
+    assert data[0][2] == 0.25 and np.isnan(data[0][3])  # one value: the second cell empty
+    assert list(data[3][2:]) == [0.5, 1e6]
+    assert "value: %{customdata[2]:.6~g}, %{customdata[3]:.6~g}" in trace.hovertemplate
 
 
 def test_plot_of_nothing_gives_a_message():
