@@ -31,7 +31,6 @@ import pathlib
 import sys
 import threading
 from collections.abc import Collection, Iterator
-from importlib import import_module
 from typing import Any
 from urllib.parse import quote, urlsplit
 
@@ -93,9 +92,6 @@ def create_app(
             return dash.no_update, forget  # the layout came with this page in it
         return render(ctx, parse_path(pathname)), forget
 
-    # The first network drawing imports the architecture families (and torch): seconds,
-    # paid here in the background rather than by the first trial page.
-    threading.Thread(target=import_module, args=("spaces.resnet",), daemon=True).start()
     threading.Thread(target=page_study.warm, daemon=True).start()
     page_home.register(app, ctx)
     page_study.register(app, ctx)

@@ -3,8 +3,10 @@ background cache, and how to format what it shows."""
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import import_module
 from typing import Any
 
 from dashboard.figures import format_value
@@ -38,6 +40,15 @@ class Context:
     def __post_init__(self) -> None:
         self.live = LiveStudies(self.reader, min_interval_s=min(1.0, self.poll_ms / 2000))
         self.cache = Cached()
+        self._warmed = threading.Event()
+
+    def warm_up(self) -> None:
+        """Import, in the background and once, what the first trial page would wait for:
+        the architecture families and torch (seconds). Called by a page's first poll,
+        after it is drawn: at the server's start it slowed the first page down."""
+        if not self._warmed.is_set():
+            self._warmed.set()
+            threading.Thread(target=import_module, args=("spaces.resnet",), daemon=True).start()
 
     def close(self) -> None:
         """Stop the background threads (what runs finishes; nothing waits for it)."""

@@ -193,9 +193,20 @@ def _template(state: str, rows: list[tuple[str, str]], number: str = "%{customda
         >>> _template("COMPLETE", [("<lr>", "%{x:.6~g}")])
         '<b>Trial %{customdata}</b> · complete<br>&lt;lr&gt;: %{x:.6~g}<extra></extra>'
     """
-    head = f"<b>Trial {number}</b> · {html.escape(state.lower())}"
-    lines = [f"{html.escape(label)}: {placeholder}" for label, placeholder in rows]
+    head = f"<b>Trial {number}</b> · {template_text(state.lower())}"
+    lines = [f"{template_text(label)}: {placeholder}" for label, placeholder in rows]
     return "<br>".join([head, *lines]) + "<extra></extra>"
+
+
+def template_text(text: str) -> str:
+    """``text`` to put in a hover template as it is: HTML escaped, and ``%`` as an entity
+    (in a name such as ``loss %{x}`` plotly would fill in the placeholder).
+
+    Example:
+        >>> template_text("<b>loss %{x}</b>")
+        '&lt;b&gt;loss &#37;{x}&lt;/b&gt;'
+    """
+    return html.escape(text).replace("%", "&#37;")
 
 
 # ------------------------------------------------------------- parallel coordinates

@@ -34,6 +34,7 @@ from dashboard.figures import (
     _subtitle,
     format_value,
     is_finite,
+    template_text,
 )
 from studies.reads_outline import StudyOutline
 from studies.records import StudyRecord, TrialRecord
@@ -195,7 +196,7 @@ def _outline_series(outline: StudyOutline) -> HistorySeries:
     states, n = np.unique(outline.state, return_counts=True)
     counts = {str(s): int(c) for s, c in zip(states, n, strict=True)}
     finished = (outline.state == "COMPLETE") | (outline.state == "PRUNED")
-    value = outline.values[:, 0] if outline.values.size else np.zeros(len(outline))
+    value = outline.values[:, 0]
     shown = finished & np.isfinite(value)
     return HistorySeries(
         outline.objective,
@@ -245,7 +246,7 @@ def _epoch_ms(times: np.ndarray) -> np.ndarray:
 def _points_trace(series: HistorySeries, name: str, by: str) -> go.Scatter:
     pruned = name == "pruned"
     mask = series.pruned if pruned else ~series.pruned
-    label = html.escape(f"last reported {series.objective}" if pruned else series.objective)
+    label = template_text(f"last reported {series.objective}" if pruned else series.objective)
     kind = go.Scattergl if np.count_nonzero(mask) > GL_ABOVE else go.Scatter
     number = series.number[mask].astype(np.int32)
     x = number if by == "number" else _epoch_ms(series.completed[mask])

@@ -108,6 +108,7 @@ def register(app: dash.Dash, ctx: Context) -> None:
         prevent_initial_call=True,
     )
     def refresh(_n: int, shown: list[dict[str, Any]] | None) -> tuple[Any, Any]:
+        ctx.warm_up()
         rows = [study_row(line) for line in ctx.reader.summaries()]
         if rows == shown:
             return dash.no_update, dash.no_update

@@ -38,9 +38,10 @@ from studies.records import StudyRecord
 __all__ = ["SMALL", "layout", "register", "rest", "warm"]
 
 SMALL = 2000
-"""Studies of up to this many trials are read whole before their page is sent, with every
-figure; a larger one's page carries the history only (its first paint), and the other
-figures follow from callbacks once the study is in memory."""
+"""Studies of up to this many trials are read whole before their page is sent (the history
+then lists each trial's params), and their other figures come drawn with the rest of the
+page; a larger study is read after its page is sent, and its other figures follow from
+callbacks once it is in memory."""
 
 _HEAVY = {
     "fig-parallel": plot_parallel_coordinates,
@@ -139,13 +140,13 @@ def layout(ctx: Context, name: str) -> h.Div:
     )
 
 
-def rest(ctx: Context, name: str) -> tuple[list[Any], list[Any], Snapshot]:
-    """The study page after its history: the other figures (a study of up to
-    :data:`SMALL` trials read whole and drawn; a larger one's saying it is being read,
-    then drawn by callbacks when it is), and the trials table."""
+def rest(ctx: Context, name: str, inline: bool) -> tuple[list[Any], list[Any]]:
+    """The study page after its history: the other figures and the trials table. With
+    ``inline`` (a small study, read whole) the figures come drawn; else they say the study
+    is being read (which this starts), and callbacks draw them when it is. The store
+    ``figures-version`` says which version of the study they show (0: none)."""
     n = ctx.reader.summary(name).n_trials
     study = ctx.reader.study(name)
-    inline = n <= SMALL
     snap = ctx.live.wait(name) if inline else ctx.live.get(name)  # get: starts reading it
     record = snap.record if inline else None
     heavy = {k: f(record) if record else _loading("", n) for k, f in _HEAVY.items()}
@@ -167,7 +168,7 @@ def rest(ctx: Context, name: str) -> tuple[list[Any], list[Any], Snapshot]:
             plot_learning_curves(record) if record else _loading("Learning curves", n),
         ),
     )
-    figures: list[Any] = []
+    figures: list[Any] = [dcc.Store(id="figures-version", data=snap.version if record else 0)]
     if study.multi:  # history | Pareto, importance | curves
         fig = plot_pareto(record) if record else _loading("Pareto front", n)
         hint = h.P("Click a point to open its trial.", className="muted")
@@ -180,7 +181,7 @@ def rest(ctx: Context, name: str) -> tuple[list[Any], list[Any], Snapshot]:
         _card(_graph("fig-timeline", heavy["fig-timeline"]), wide=True),
         _card(_graph("fig-overhead", heavy["fig-overhead"]), wide=True),
     ]
-    return figures, [_table(ctx, name)], snap
+    return figures, [_table(ctx, name)]
 
 
 def _table(ctx: Context, name: str) -> h.Div:
@@ -238,6 +239,17 @@ def _status(snap: Any, n: int) -> str:
 
 def register(app: dash.Dash, ctx: Context) -> None:
     """The study page's callbacks."""
+    _register_live(app, ctx)
+    for graph_id, plot in _HEAVY.items():
+        _redraw(app, ctx, graph_id, plot)
+    _redraw(app, ctx, "fig-pareto", plot_pareto)
+    _register_figures(app, ctx)
+    _register_table(app, ctx)
+    _register_clicks(app)
+
+
+def _register_live(app: dash.Dash, ctx: Context) -> None:
+    """The poll, the rest of the page after the history, and the history's redraw."""
 
     @app.callback(
         Output("study-version", "data"),
@@ -248,6 +260,7 @@ def register(app: dash.Dash, ctx: Context) -> None:
         prevent_initial_call=True,
     )
     def tick(_n: int, name: str, drawn: int) -> tuple[Any, Any]:
+        ctx.warm_up()
         snap = ctx.live.get(name)
         if snap.version == drawn and not snap.error:
             return dash.no_update, dash.no_update
@@ -260,10 +273,10 @@ def register(app: dash.Dash, ctx: Context) -> None:
         Output("study-figures", "children"),
         Output("study-table", "children"),
         Input("study-name", "data"),
+        State("study-inline", "data"),
     )
-    def after_history(name: str) -> tuple[Any, Any]:
-        figures, table, _ = rest(ctx, name)
-        return figures, table
+    def after_history(name: str, inline: bool) -> tuple[Any, Any]:
+        return rest(ctx, name, inline)
 
     @app.callback(
         Output("fig-history", "figure"),
@@ -276,9 +289,9 @@ def register(app: dash.Dash, ctx: Context) -> None:
         record = ctx.live.peek(name).record or ctx.reader.outline(name)
         return plot_history(record, by=by or "number")
 
-    for graph_id, plot in _HEAVY.items():
-        _redraw(app, ctx, graph_id, plot)
-    _redraw(app, ctx, "fig-pareto", plot_pareto)
+
+def _register_figures(app: dash.Dash, ctx: Context) -> None:
+    """Learning curves (any metric) and importance (when computed)."""
 
     @app.callback(
         Output("fig-curves", "figure"),
@@ -286,13 +299,13 @@ def register(app: dash.Dash, ctx: Context) -> None:
         Input("study-version", "data"),
         Input("curves-metric", "value"),
         State("study-name", "data"),
-        State("study-inline", "data"),
+        State("figures-version", "data"),
     )
-    def curves(_v: int, metric: str | None, name: str, inline: bool) -> Any:
-        record = ctx.live.peek(name).record
-        if record is None or (dash.ctx.triggered_id is None and inline):
+    def curves(_v: int, metric: str | None, name: str, drawn: int) -> Any:
+        snap = ctx.live.peek(name)
+        if _up_to_date(snap, drawn):
             return dash.no_update, dash.no_update
-        return plot_learning_curves(record, metric or None), _metrics(record)
+        return plot_learning_curves(snap.record, metric or None), _metrics(snap.record)
 
     @app.callback(
         Output("fig-importance", "figure"),
@@ -307,6 +320,10 @@ def register(app: dash.Dash, ctx: Context) -> None:
         if found is None or found[1] == drawn:
             return dash.no_update, dash.no_update
         return found
+
+
+def _register_table(app: dash.Dash, ctx: Context) -> None:
+    """The trials table: rows from SQL, refetched when the study changed."""
 
     @app.callback(
         Output("trials-grid", "getRowsResponse"),
@@ -337,39 +354,59 @@ def register(app: dash.Dash, ctx: Context) -> None:
         prevent_initial_call=True,
     )
 
+
+def _register_clicks(app: dash.Dash) -> None:
+    """A click on a history or Pareto point, or on a trial's number, opens the trial.
+    (The history's has its own callback: it is on the page before the others are.)"""
+
     @app.callback(
         Output("url", "pathname", allow_duplicate=True),
-        Input("fig-pareto", "clickData"),
         Input("fig-history", "clickData"),
-        Input("trials-grid", "cellClicked"),
         State("study-name", "data"),
         State("history-by", "value"),
         prevent_initial_call=True,
     )
-    def open_trial(click: Any, history: Any, cell: Any, name: str, by: str) -> Any:
+    def open_from_history(click: Any, name: str, by: str) -> Any:
+        if not click:
+            return dash.no_update
+        point = click["points"][0]  # x is the number, unless drawn by time
+        number = point.get("x") if by != "time" else point.get("customdata")
+        return dash.no_update if number is None else trial_path(name, int(number))
+
+    @app.callback(
+        Output("url", "pathname", allow_duplicate=True),
+        Input("fig-pareto", "clickData"),
+        Input("trials-grid", "cellClicked"),
+        State("study-name", "data"),
+        prevent_initial_call=True,
+    )
+    def open_trial(click: Any, cell: Any, name: str) -> Any:
         number = None
         if dash.ctx.triggered_id == "fig-pareto" and click:
             number = click["points"][0].get("customdata")
-        elif dash.ctx.triggered_id == "fig-history" and history:
-            point = history["points"][0]  # x is the number, unless drawn by time
-            number = point.get("x") if by != "time" else point.get("customdata")
         elif cell and cell.get("colId") == "number":
             number = cell.get("value")
         return dash.no_update if number is None else trial_path(name, int(number))
 
 
+def _up_to_date(snap: Snapshot, drawn: int) -> bool:
+    """Whether a figure drawn at study version ``drawn`` needs no redraw: on its first
+    call (its part of the page just arrived) it does when the study changed since, or was
+    not read then; later calls come from a change (or a new choice), and redraw."""
+    first = dash.ctx.triggered_id is None
+    return snap.record is None or (first and snap.version == drawn)
+
+
 def _redraw(app: dash.Dash, ctx: Context, graph_id: str, plot: Any) -> None:
     """Redraw figure ``graph_id`` with ``plot(record)`` when the study changed, and once
-    after the first paint of a study too large to draw them all before it."""
+    its part of the page arrived if the study is newer than what it shows."""
 
     @app.callback(
         Output(graph_id, "figure"),
         Input("study-version", "data"),
         State("study-name", "data"),
-        State("study-inline", "data"),
+        State("figures-version", "data"),
     )
-    def redraw(_v: int, name: str, inline: bool) -> Any:
-        record = ctx.live.peek(name).record
-        if record is None or (dash.ctx.triggered_id is None and inline):
-            return dash.no_update
-        return plot(record)
+    def redraw(_v: int, name: str, drawn: int) -> Any:
+        snap = ctx.live.peek(name)
+        return dash.no_update if _up_to_date(snap, drawn) else plot(snap.record)

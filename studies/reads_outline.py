@@ -14,15 +14,15 @@ Example:
     ...     values=np.array([[0.5], [np.nan]]),
     ...     started=np.array(["2026-01-01T00:00", "NaT"], dtype="datetime64[us]"),
     ...     completed=np.array(["2026-01-01T00:01", "NaT"], dtype="datetime64[us]"))
-    >>> len(o), o.numbers("COMPLETE").tolist(), o.name
-    (2, [0], 's')
+    >>> len(o), o.numbers("COMPLETE").tolist(), o.name, o.objective
+    (2, [0], 's', 'loss')
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -61,11 +61,29 @@ class StudyOutline:
     def __len__(self) -> int:
         return len(self.number)
 
-    def __getattr__(self, name: str) -> Any:
-        # name, objective(s), direction(s), multi, run...: the study's head.
-        if name.startswith("__"):
-            raise AttributeError(name)
-        return getattr(self.study, name)
+    @property
+    def name(self) -> str:
+        return self.study.name
+
+    @property
+    def objective(self) -> str:
+        return self.study.objective
+
+    @property
+    def objectives(self) -> list[str]:
+        return self.study.objectives
+
+    @property
+    def direction(self) -> str:
+        return self.study.direction
+
+    @property
+    def directions(self) -> list[str]:
+        return self.study.directions
+
+    @property
+    def multi(self) -> bool:
+        return self.study.multi
 
     def numbers(self, state: str) -> np.ndarray:
         """Numbers of the trials in ``state``."""
@@ -98,9 +116,12 @@ def read_outline(conn: sa.Connection, sid: int, live: bool, study: StudyRecord) 
     )
     for part in conn.execute(stmt).partitions(q.FETCH):
         tid = np.fromiter((r[0] for r in part), np.int64, len(part))
-        at = by_id[np.searchsorted(ids, tid, sorter=by_id)]
-        for i, (_, objective, value, kind) in zip(at.tolist(), part, strict=True):
-            if objective < k:
+        pos = np.minimum(np.searchsorted(ids, tid, sorter=by_id), max(len(ids) - 1, 0))
+        at = by_id[pos] if len(ids) else pos
+        # A trial made between the two queries (no snapshot spans them) is not read.
+        known = (ids[at] == tid) if len(ids) else np.zeros(len(tid), dtype=bool)
+        for i, ok, (_, objective, value, kind) in zip(at.tolist(), known, part, strict=True):
+            if ok and objective < k:
                 finite = kind == "FINITE" and value is not None
                 values[i, objective] = float(value) if finite else _NAN.get(kind, math.nan)
     return StudyOutline(
@@ -123,18 +144,21 @@ def _times(stored: list[Any]) -> np.ndarray:
 
 def _local(utc: np.ndarray) -> np.ndarray:
     """Stored times as Optuna shows them (naive local time; :func:`reads_sql.shown_time`),
-    converted by the hour: each distinct UTC hour's offset is looked up once."""
-    if not q._STORES_UTC or not len(utc):
+    shifted by each distinct UTC hour's offset, looked up once; in an hour in which the
+    clock changes, each time is converted alone (:func:`reads_sql.shown_times`)."""
+    if not q.STORES_UTC or not len(utc):
         return utc
-    known = ~np.isnat(utc)
+    known = np.flatnonzero(~np.isnat(utc))
     hours = utc[known].astype("datetime64[h]")
+    unique, which = np.unique(hours, return_inverse=True)
+    offsets = [q.hour_offset(h) for h in unique.astype(datetime).tolist()]
+    if all(o is not None and not o for o in offsets):
+        return utc  # the local time is UTC
+    shift = np.array([o or timedelta(0) for o in offsets], dtype="timedelta64[us]")
     out = utc.copy()
-    offsets = {}
-    for hour in np.unique(hours).tolist():
-        at = hour.replace(tzinfo=timezone.utc)
-        offsets[hour] = np.timedelta64(int(at.astimezone().utcoffset().total_seconds()), "s")
-    if all(o == np.timedelta64(0, "s") for o in offsets.values()):
-        return out
-    shift = np.array([offsets[h] for h in hours.tolist()], dtype="timedelta64[s]")
-    out[known] = utc[known] + shift
+    out[known] = utc[known] + shift[which]
+    for j in np.flatnonzero([o is None for o in offsets]):  # a clock change in the hour
+        at = known[which == j]
+        one_by_one = q.shown_times(utc[at].astype(datetime).tolist())
+        out[at] = np.array(one_by_one, dtype="datetime64[us]")
     return out

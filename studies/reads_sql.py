@@ -169,14 +169,14 @@ TRIAL_ATTRS = (
 
 # Optuna 5.1 stores naive UTC and shows naive local time; before, it stored local time
 # (optuna#6776). Its model says which: the one private name read here, pinned by a test.
-_STORES_UTC = hasattr(
+STORES_UTC = hasattr(
     import_module("optuna.storages._rdb.models").TrialModel, "_datetime_start_utc"
 )
 
 
 def shown_time(stored: datetime | None) -> datetime | None:
     """A stored trial time as Optuna's ``FrozenTrial`` shows it (naive local time)."""
-    if stored is None or not _STORES_UTC:
+    if stored is None or not STORES_UTC:
         return stored
     return stored.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
 
@@ -185,7 +185,7 @@ def shown_times(stored: Iterable[datetime | None]) -> list[datetime | None]:
     """:func:`shown_time` of many times, a third of the cost: the offset of each hour
     (UTC) is looked up once, and a time is shifted by it; within an hour whose two ends
     have different offsets (a clock change), each time is converted alone."""
-    if not _STORES_UTC:
+    if not STORES_UTC:
         return list(stored)
     offsets: dict[datetime, timedelta | None] = {}
     out: list[datetime | None] = []
@@ -196,7 +196,7 @@ def shown_times(stored: Iterable[datetime | None]) -> list[datetime | None]:
         hour = t.replace(minute=0, second=0, microsecond=0)
         offset = offsets.get(hour, _UNSEEN)
         if offset is _UNSEEN:
-            offset = offsets[hour] = _offset(hour)
+            offset = offsets[hour] = hour_offset(hour)
         out.append(shown_time(t) if offset is None else t + offset)
     return out
 
@@ -205,7 +205,7 @@ _UNSEEN = timedelta(days=-1)  # an offset no zone has: a key not looked up yet
 _HOUR_END = timedelta(hours=1, microseconds=-1)
 
 
-def _offset(hour: datetime) -> timedelta | None:
+def hour_offset(hour: datetime) -> timedelta | None:
     """The local time's offset from UTC throughout the hour that starts at ``hour`` (UTC),
     or None if it changes within it."""
     start, end = (t.replace(tzinfo=timezone.utc).astimezone() for t in (hour, hour + _HOUR_END))
@@ -266,7 +266,8 @@ def plain(
     ``Row`` made of each (2 s of CPU for the 3.4 million metric rows of a 100,000-trial
     study). Only for columns that need no result processing, which are then the same
     values: integers, floats, text (an enum column :func:`as_text`; never a datetime,
-    which SQLite stores as text)."""
+    which SQLite stores as text). It reads the DBAPI cursor itself: not for a statement
+    with ``stream_results`` or ``yield_per``, whose rows SQLAlchemy buffers ahead."""
     statements = _statements(which, column, build)
     return chain.from_iterable(batch for s in statements for batch in _batches(conn, s))
 
@@ -301,7 +302,10 @@ def gc_paused() -> Iterator[None]:
     dicts and tuples, none of them in a cycle: every 700 of them set off a collection, and
     the older generations' walk everything built so far again (a fifth of the CPU time of
     a whole study's read). Mercurial's ``util.nogc`` does the same. The collector comes
-    back on after, if it was on; its next collection walks the new objects once."""
+    back on after, if it was on; its next collection walks the new objects once. The
+    collector is the process's: in the dashboard a background read pauses it for the
+    request threads too (for the seconds a 100,000-trial read takes), which only delays
+    collections."""
     enabled = gc.isenabled()
     gc.disable()
     try:

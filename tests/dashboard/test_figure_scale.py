@@ -18,6 +18,7 @@ from plotly.io.json import to_json_plotly
 from dashboard import overhead, pareto, timeline
 from dashboard.curves import get_curves_info, plot_learning_curves
 from dashboard.figures import compact_array, float_array, plot_parallel_coordinates
+from dashboard.history import plot_history
 from studies.records import StudyRecord, TrialRecord
 
 XSS = "<img src=x onerror=alert(1)>"
@@ -197,8 +198,9 @@ FIGURES = [
     lambda r: timeline.plot_timeline(r, now=T0),
     overhead.plot_overhead,
     pareto.plot_pareto,
+    plot_history,
 ]
-NAMES = ["curves", "parallel", "timeline", "overhead", "pareto"]
+NAMES = ["curves", "parallel", "timeline", "overhead", "pareto", "history"]
 
 
 @pytest.mark.parametrize("n", [30, 300])

@@ -143,3 +143,10 @@ def test_best_steps_keeps_the_corners_of_the_step_line():
     assert x.tolist() == [0, 2, 3] and y.tolist() == [3.0, 2.0, 2.0]
     x, y = best_steps(np.array([], dtype=int), np.array([]), maximize=True)
     assert len(x) == len(y) == 0
+
+
+def test_a_percent_placeholder_in_an_objectives_name_stays_text():
+    record = study([trial(0, value=0.5)])
+    record = type(record)("s", "maximize", "loss %{x}", None, record.trials)
+    template = by_name(plot_history(record), "complete").hovertemplate
+    assert "loss &#37;{x}" in template and "loss %{x}" not in template

@@ -28,6 +28,7 @@ from search.optuna_access import set_constraints, study_id, trial_id
 from studies import reads_sql as q
 from studies.lease import Lease
 from studies.reads import Cursor, StudyReader
+from studies.reads_outline import read_outline
 from studies.records import (
     ATTR_ARCH_ID,
     ATTR_ERROR,
@@ -334,6 +335,34 @@ def test_an_outline_holds_what_the_whole_study_says(
             lease.release()
         monkeypatch.delenv("TZ")
         time.tzset()
+
+
+def test_a_trial_made_between_the_outlines_two_queries_is_left_out(
+    storage: Storage, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    study = optuna.create_study(study_name="racing", storage=storage.optuna)
+    study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=3)
+    execute, calls = sa.Connection.execute, []
+
+    def execute_then_finish_a_trial(conn: sa.Connection, *args: Any, **kwargs: Any) -> Any:
+        result = execute(conn, *args, **kwargs)
+        calls.append(1)
+        if len(calls) == 1:  # the trials were read; one more finishes before the values
+            rows = result.freeze()  # read out, as the outline does
+            study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
+            return rows()
+        return result
+
+    reader = StudyReader(storage)
+    head = reader.study("racing")
+    with storage.engine.connect() as conn:
+        sid = study_id(study)
+        monkeypatch.setattr(sa.Connection, "execute", execute_then_finish_a_trial)
+        outline = read_outline(conn, sid, False, head)
+        monkeypatch.undo()
+    assert outline.number.tolist() == [0, 1, 2]
+    assert outline.values[:, 0].tolist() == [t.value for t in study.trials[:3]]
+    assert len(reader.outline("racing")) == 4
 
 
 def test_ls_lines_are_list_studies_lines(storage: Storage) -> None:

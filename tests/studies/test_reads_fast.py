@@ -14,11 +14,13 @@ import time
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import optuna
 import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from search.optuna_access import constraints_of, set_constraints, study_id, trial_id
+from studies import reads_outline
 from studies import reads_sql as q
 from studies.lease import Lease
 from studies.reads import StudyReader
@@ -234,3 +236,27 @@ def test_the_collector_pause_restores_what_was_there() -> None:
         assert not gc.isenabled()  # a caller's own pause is left alone
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "Australia/Lord_Howe", "Asia/Kathmandu"])
+def test_an_outlines_times_convert_as_one_by_one(
+    zone: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The outline's vectorised conversion (:mod:`studies.reads_outline`) agrees with
+    :func:`reads_sql.shown_time` across the same clock changes."""
+    monkeypatch.setenv("TZ", zone)
+    time.tzset()
+    try:
+        days = [(3, 30), (4, 6), (10, 5), (10, 26)]
+        stored = [
+            datetime(2024, m, d, 12) + timedelta(minutes=7 * i, microseconds=i)
+            for m, d in days
+            for i in range(600)
+        ]
+        stored[5] = None
+        got = reads_outline._local(np.array(stored, dtype="datetime64[us]"))
+        want = [q.shown_time(s) for s in stored]
+        assert [None if np.isnat(g) else g.astype(datetime) for g in got] == want
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
