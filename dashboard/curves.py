@@ -28,7 +28,6 @@ import plotly.graph_objects as go
 
 from dashboard.figures import (
     STATE_COLORS,
-    _check_direction,
     _hover,
     _message,
     _style,
@@ -36,6 +35,8 @@ from dashboard.figures import (
     _template,
     float_array,
     is_finite,
+    ranked_numbers,
+    sample_trials,
 )
 from dashboard.history import _objective_series
 from studies.records import StudyRecord, TrialRecord
@@ -105,40 +106,6 @@ def _curve(trial: TrialRecord, metric: str | None, record: StudyRecord) -> Curve
     return Curve(trial.number, trial.state, [e for e, _ in finite], [v for _, v in finite], trial)
 
 
-def _ranked(record: StudyRecord) -> list[int]:
-    """Numbers of the complete trials with a finite objective, best first (the first
-    reached on ties, as :func:`dashboard.history.get_history_info` picks the best)."""
-    sign = -1.0 if _check_direction(record) else 1.0
-    done = [t for t in record.trials if t.state == "COMPLETE" and is_finite(t.value)]
-    return [t.number for t in sorted(done, key=lambda t: (sign * t.value, t.number))]
-
-
-def _sample(
-    trials: list[TrialRecord], ranked: list[int], limit: int, n_best: int, seed: int
-) -> tuple[list[TrialRecord], int]:
-    """At most ``limit`` of ``trials`` (by number): the best ``n_best`` by ``ranked``,
-    then the others with the smallest seeded random keys, and how many are the best. A
-    trial's key depends on its number and the seed only, so a growing study keeps the
-    trials it showed unless new ones displace them.
-
-    Example:
-        >>> trials = [TrialRecord(n, "COMPLETE", {}, n / 10) for n in range(10)]
-        >>> picked, n_best = _sample(trials, [9, 8, 7], limit=4, n_best=2, seed=0)
-        >>> [t.number for t in picked if t.number in (8, 9)], len(picked), n_best
-        ([8, 9], 4, 2)
-    """
-    if len(trials) <= limit:
-        return trials, 0
-    have = {t.number for t in trials}
-    chosen = set([n for n in ranked if n in have][: min(n_best, limit)])
-    n_chosen_best = len(chosen)
-    rest = [t.number for t in trials if t.number not in chosen]
-    keys = np.random.default_rng(seed).random(max(have) + 1)
-    order = np.argsort(keys[rest], kind="stable")[: limit - n_chosen_best]
-    chosen.update(rest[i] for i in order)
-    return [t for t in trials if t.number in chosen], n_chosen_best
-
-
 def get_curves_info(
     record: StudyRecord,
     metric: str | None = None,
@@ -162,7 +129,7 @@ def get_curves_info(
     """
     if (limit is not None and limit < 1) or n_best < 0:
         raise ValueError(f"limit must be None or >= 1 and n_best >= 0; got {limit}, {n_best}.")
-    ranked = _ranked(record)
+    ranked = ranked_numbers(record)
     reported, skipped = [], 0  # counted on every trial; the curves built for those drawn
     for t in sorted(record.trials, key=lambda t: t.number):
         values = _series(t, metric, record).values()
@@ -173,7 +140,7 @@ def get_curves_info(
     n_best_kept = 0
     drawn = reported
     if limit is not None:
-        drawn, n_best_kept = _sample(reported, ranked, limit, n_best, seed)
+        drawn, n_best_kept = sample_trials(reported, ranked, limit, n_best, seed)
     curves = [_curve(t, metric, record) for t in drawn]
     available = sorted({name for t in record.trials for name in t.metrics})
     name = record.objective if metric is None else metric

@@ -209,6 +209,40 @@ def template_text(text: str) -> str:
     return html.escape(text).replace("%", "&#37;")
 
 
+def ranked_numbers(record: StudyRecord) -> list[int]:
+    """Numbers of the complete trials with a finite objective, best first (the first
+    reached on ties, as :func:`dashboard.history.get_history_info` picks the best)."""
+    sign = -1.0 if _check_direction(record) else 1.0
+    done = [t for t in record.trials if t.state == "COMPLETE" and is_finite(t.value)]
+    return [t.number for t in sorted(done, key=lambda t: (sign * t.value, t.number))]
+
+
+def sample_trials(
+    trials: list[TrialRecord], ranked: list[int], limit: int, n_best: int, seed: int
+) -> tuple[list[TrialRecord], int]:
+    """At most ``limit`` of ``trials`` (by number): the best ``n_best`` by ``ranked``,
+    then the others with the smallest seeded random keys, and how many are the best. A
+    trial's key depends on its number and the seed only, so a growing study keeps the
+    trials it showed unless new ones displace them.
+
+    Example:
+        >>> trials = [TrialRecord(n, "COMPLETE", {}, n / 10) for n in range(10)]
+        >>> picked, n_best = sample_trials(trials, [9, 8, 7], limit=4, n_best=2, seed=0)
+        >>> [t.number for t in picked if t.number in (8, 9)], len(picked), n_best
+        ([8, 9], 4, 2)
+    """
+    if len(trials) <= limit:
+        return trials, 0
+    have = {t.number for t in trials}
+    chosen = set([n for n in ranked if n in have][: min(n_best, limit)])
+    n_chosen_best = len(chosen)
+    rest = [t.number for t in trials if t.number not in chosen]
+    keys = np.random.default_rng(seed).random(max(have) + 1)
+    order = np.argsort(keys[rest], kind="stable")[: limit - n_chosen_best]
+    chosen.update(rest[i] for i in order)
+    return [t for t in trials if t.number in chosen], n_chosen_best
+
+
 # ------------------------------------------------------------- parallel coordinates
 
 
@@ -242,6 +276,8 @@ class ParallelInfo:
         numbers: Numbers of the plotted trials (complete, with a finite value).
         axes: One axis per param (sorted by name), then the objective's.
         n_skipped: Complete trials left out because their value is not finite.
+        n_trials: Complete trials with a finite value: ``len(numbers)`` unless sampled.
+        n_best: When sampled, how many of ``numbers`` are the best trials.
     """
 
     objective: str
@@ -249,6 +285,8 @@ class ParallelInfo:
     numbers: list[int]
     axes: list[ParallelAxis]
     n_skipped: int
+    n_trials: int = 0
+    n_best: int = 0
 
 
 def _decade_label(k: int) -> str:
@@ -307,8 +345,18 @@ def _categorical_paths(space: dict[str, Any] | None, prefix: str = "") -> set[st
     return out
 
 
-def get_parallel_info(record: StudyRecord) -> ParallelInfo:
-    """One axis per param over the complete trials with a finite value, objective last.
+LINES_SHOWN = 5000
+"""Most lines of the parallel coordinates; past this, the best :data:`LINES_BEST` and a
+seeded sample of the rest (tens of thousands of lines draw as a block, slowly)."""
+LINES_BEST = 500
+
+
+def get_parallel_info(
+    record: StudyRecord, *, limit: int | None = LINES_SHOWN, n_best: int = LINES_BEST
+) -> ParallelInfo:
+    """One axis per param over the complete trials with a finite value, objective last;
+    past ``limit`` of them, the best ``n_best`` and a seeded sample of the others
+    (:func:`sample_trials`).
 
     A param is numeric when the study's space does not declare it categorical and every
     value it takes is a finite real number (bools count as categories); trials that lack
@@ -317,6 +365,9 @@ def get_parallel_info(record: StudyRecord) -> ParallelInfo:
     _check_direction(record)
     done = [t for t in record.trials if t.state == "COMPLETE"]
     kept = sorted((t for t in done if is_finite(t.value)), key=lambda t: t.number)
+    n_trials, best = len(kept), 0
+    if limit is not None and len(kept) > limit:
+        kept, best = sample_trials(kept, ranked_numbers(record), limit, n_best, seed=0)
     names = sorted({name for t in kept for name in t.params})
     declared = _categorical_paths(record.space)
     axes = []
@@ -327,7 +378,8 @@ def get_parallel_info(record: StudyRecord) -> ParallelInfo:
     if kept:
         axes.append(ParallelAxis(record.objective, "linear", [float(t.value) for t in kept]))
     numbers = [t.number for t in kept]
-    return ParallelInfo(record.objective, record.direction, numbers, axes, len(done) - len(kept))
+    skipped = len(done) - n_trials
+    return ParallelInfo(record.objective, record.direction, numbers, axes, skipped, n_trials, best)
 
 
 def plot_parallel_coordinates(record: StudyRecord) -> go.Figure:
@@ -335,10 +387,16 @@ def plot_parallel_coordinates(record: StudyRecord) -> go.Figure:
 
     Log-scale params get a log10 axis labelled in decades; categorical ones integer
     positions labelled with their categories. The best colour is always the bright end.
+    Past :data:`LINES_SHOWN` trials, the best and a sample are drawn, as the subtitle says.
     """
-    info = get_parallel_info(record)
+    info = get_parallel_info(record, limit=LINES_SHOWN, n_best=LINES_BEST)
     hidden = {"complete without a finite value": info.n_skipped}
     subtitle = _subtitle(record, _objective_label(record), hidden)
+    if len(info.numbers) < info.n_trials:
+        subtitle += (
+            f" · showing {len(info.numbers):,} of {info.n_trials:,} trials: "
+            f"the best {info.n_best:,} and a sample"
+        )
     fig = _style(go.Figure(), "Parallel coordinates", subtitle)
     if not info.numbers:
         return _message(fig, f"No complete trial with a finite {info.objective} yet.")

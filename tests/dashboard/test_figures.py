@@ -264,3 +264,23 @@ def test_many_learning_curves_share_a_trace_per_state() -> None:
     assert fig.data[-1].name == "best (trial 299)"
     stops = [t for t in fig.data if t.mode == "markers"]
     assert len(stops) == 1 and len(stops[0].x) == 100
+
+
+def test_parallel_coordinates_past_the_limit_draw_the_best_and_a_seeded_sample():
+    trials = [trial(i, value=float(i)) for i in range(60)]  # maximize: 59 is the best
+    info = get_parallel_info(study(trials), limit=20, n_best=5)
+    assert len(info.numbers) == 20 and info.n_trials == 60 and info.n_best == 5
+    assert {55, 56, 57, 58, 59} <= set(info.numbers)
+    assert info.numbers == get_parallel_info(study(trials), limit=20, n_best=5).numbers
+    assert len(info.axes[-1].values) == 20  # every axis holds the sampled trials only
+    everything = get_parallel_info(study(trials), limit=None)
+    assert everything.numbers == list(range(60)) and everything.n_best == 0
+
+
+def test_sampled_parallel_coordinates_say_so(monkeypatch):
+    from dashboard import figures
+
+    monkeypatch.setattr(figures, "LINES_SHOWN", 10)
+    monkeypatch.setattr(figures, "LINES_BEST", 3)
+    fig = plot_parallel_coordinates(study([trial(i, value=float(i)) for i in range(30)]))
+    assert "showing 10 of 30 trials: the best 3 and a sample" in fig.layout.title.subtitle.text
