@@ -148,6 +148,17 @@ def _suggest(t: optuna.Trial) -> None:
     t.suggest_float("drop", 0.0, 0.5, step=0.1)
 
 
+def fail_and_reject(study: optuna.Study, failed: optuna.Trial) -> None:
+    """Tell ``failed`` FAIL with an error and its traceback, then one more trial FAIL as
+    a constraint rejection: the two kinds of failure a view tells apart."""
+    failed.set_user_attr(ATTR_ERROR, "RuntimeError: out of memory")
+    failed.set_user_attr(ATTR_TRACEBACK, "Traceback (most recent call last):\n  boom\n")
+    study.tell(failed, state=TrialState.FAIL)
+    rejected = study.ask()
+    rejected.set_user_attr(ATTR_REJECTED, "params 2e6 > 1e6")
+    study.tell(rejected, state=TrialState.FAIL)
+
+
 def _single(storage: Storage) -> dict[str, Any]:
     """A maximised study with archtune's study attributes and every trial state."""
     study = optuna.create_study(study_name="single", storage=storage.optuna, direction="maximize")
@@ -186,12 +197,7 @@ def _single(storage: Storage) -> dict[str, Any]:
     study.tell(pruned_bare, state=TrialState.PRUNED)
     failed = study.ask()
     _suggest(failed)
-    failed.set_user_attr(ATTR_ERROR, "RuntimeError: out of memory")
-    failed.set_user_attr(ATTR_TRACEBACK, "Traceback (most recent call last):\n  boom\n")
-    study.tell(failed, state=TrialState.FAIL)
-    rejected = study.ask()
-    rejected.set_user_attr(ATTR_REJECTED, "params 2e6 > 1e6")
-    study.tell(rejected, state=TrialState.FAIL)
+    fail_and_reject(study, failed)
     running = study.ask()
     _suggest(running)
     running.report(0.2, 1)

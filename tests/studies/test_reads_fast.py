@@ -37,6 +37,7 @@ from studies.records import (
     TrialRecord,
 )
 from studies.storage import Storage, open_storage
+from tests.studies.test_reads import fail_and_reject
 
 optuna.logging.set_verbosity(optuna.logging.ERROR)
 INF, NAN = math.inf, math.nan
@@ -94,13 +95,7 @@ def _build(storage: Storage) -> optuna.Study:
     pruned.report(NAN, 1)
     storage.add_metrics(trial_id(pruned), 1, {"acc": NAN})
     study.tell(pruned, state=TrialState.PRUNED)
-    failed = study.ask()
-    failed.set_user_attr(ATTR_ERROR, "RuntimeError: out of memory")
-    failed.set_user_attr(ATTR_TRACEBACK, "Traceback (most recent call last):\n  boom\n")
-    study.tell(failed, state=TrialState.FAIL)
-    rejected = study.ask()
-    rejected.set_user_attr(ATTR_REJECTED, "params 2e6 > 1e6")
-    study.tell(rejected, state=TrialState.FAIL)
+    fail_and_reject(study, study.ask())
     running = _ask(study, 2)
     running.report(0.2, 1)
     storage.add_metrics(trial_id(running), 1, {"acc": 0.2})
