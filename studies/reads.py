@@ -57,6 +57,7 @@ from studies.readonly import ReadOnlyStorage
 from studies.reads_outline import StudyOutline, read_outline
 from studies.reads_rank import ORDERS, best_id, constraint_rows, front_ids, ordered
 from studies.reads_studies import StudyOverview
+from studies.reads_time import shown_times
 from studies.reads_trial import TrialDetail, study_settings, trial_detail
 from studies.records import ATTR_OBJECTIVE, ATTR_RUN, ATTR_SPACE, StudyRecord, TrialRecord
 from studies.storage import Storage, StorageError
@@ -399,8 +400,8 @@ def _records(
     """The records of ``rows`` (of :func:`_rows`), the trials ``which`` are."""
     with q.gc_paused():  # millions of small objects at 100,000 trials
         parts = q.details(conn, which, metrics=conn.info.get("archtune_tables", True))
-        started = q.shown_times(r[3] for r in rows)
-        completed = q.shown_times(r[4] for r in rows)
+        started = shown_times(r[3] for r in rows)
+        completed = shown_times(r[4] for r in rows)
         return [
             q.record_of(r[1], q.state_name(r[2], live), parts.get(r[0]) or q.Parts(), s, c)
             for r, s, c in zip(rows, started, completed, strict=True)

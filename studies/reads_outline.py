@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
 
 from studies import reads_sql as q
+from studies.reads_time import shown_times64
 from studies.records import StudyRecord
 
 __all__ = ["StudyOutline", "read_outline"]
@@ -129,8 +130,8 @@ def read_outline(conn: sa.Connection, sid: int, live: bool, study: StudyRecord) 
         number=np.fromiter((r[1] for r in rows), np.int64, len(rows)),
         state=state.astype(str) if len(rows) else np.array([], dtype=str),
         values=values,
-        started=_local(_times([r[3] for r in rows])),
-        completed=_local(_times([r[4] for r in rows])),
+        started=shown_times64(_times([r[3] for r in rows])),
+        completed=shown_times64(_times([r[4] for r in rows])),
     )
 
 
@@ -140,25 +141,3 @@ def _times(stored: list[Any]) -> np.ndarray:
     if any(isinstance(s, datetime) and s.tzinfo is not None for s in stored):
         stored = [s.replace(tzinfo=None) if isinstance(s, datetime) else s for s in stored]
     return np.array(stored, dtype="datetime64[us]")
-
-
-def _local(utc: np.ndarray) -> np.ndarray:
-    """Stored times as Optuna shows them (naive local time; :func:`reads_sql.shown_time`),
-    shifted by each distinct UTC hour's offset, looked up once; in an hour in which the
-    clock changes, each time is converted alone (:func:`reads_sql.shown_times`)."""
-    if not q.STORES_UTC or not len(utc):
-        return utc
-    known = np.flatnonzero(~np.isnat(utc))
-    hours = utc[known].astype("datetime64[h]")
-    unique, which = np.unique(hours, return_inverse=True)
-    offsets = [q.hour_offset(h) for h in unique.astype(datetime).tolist()]
-    if all(o is not None and not o for o in offsets):
-        return utc  # the local time is UTC
-    shift = np.array([o or timedelta(0) for o in offsets], dtype="timedelta64[us]")
-    out = utc.copy()
-    out[known] = utc[known] + shift[which]
-    for j in np.flatnonzero([o is None for o in offsets]):  # a clock change in the hour
-        at = known[which == j]
-        one_by_one = q.shown_times(utc[at].astype(datetime).tolist())
-        out[at] = np.array(one_by_one, dtype="datetime64[us]")
-    return out

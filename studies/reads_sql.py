@@ -32,8 +32,7 @@ import json
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
-from importlib import import_module
+from datetime import datetime
 from itertools import chain, groupby
 from operator import itemgetter
 from typing import Any
@@ -166,50 +165,6 @@ TRIAL_ATTRS = (
     ATTR_OVERHEAD,
 )
 """The trial user attributes a :class:`~studies.records.TrialRecord` holds; no other is read."""
-
-# Optuna 5.1 stores naive UTC and shows naive local time; before, it stored local time
-# (optuna#6776). Its model says which: the one private name read here, pinned by a test.
-STORES_UTC = hasattr(
-    import_module("optuna.storages._rdb.models").TrialModel, "_datetime_start_utc"
-)
-
-
-def shown_time(stored: datetime | None) -> datetime | None:
-    """A stored trial time as Optuna's ``FrozenTrial`` shows it (naive local time)."""
-    if stored is None or not STORES_UTC:
-        return stored
-    return stored.replace(tzinfo=timezone.utc).astimezone().replace(tzinfo=None)
-
-
-def shown_times(stored: Iterable[datetime | None]) -> list[datetime | None]:
-    """:func:`shown_time` of many times, a third of the cost: the offset of each hour
-    (UTC) is looked up once, and a time is shifted by it; within an hour whose two ends
-    have different offsets (a clock change), each time is converted alone."""
-    if not STORES_UTC:
-        return list(stored)
-    offsets: dict[datetime, timedelta | None] = {}
-    out: list[datetime | None] = []
-    for t in stored:
-        if t is None:
-            out.append(None)
-            continue
-        hour = t.replace(minute=0, second=0, microsecond=0)
-        offset = offsets.get(hour, _UNSEEN)
-        if offset is _UNSEEN:
-            offset = offsets[hour] = hour_offset(hour)
-        out.append(shown_time(t) if offset is None else t + offset)
-    return out
-
-
-_UNSEEN = timedelta(days=-1)  # an offset no zone has: a key not looked up yet
-_HOUR_END = timedelta(hours=1, microseconds=-1)
-
-
-def hour_offset(hour: datetime) -> timedelta | None:
-    """The local time's offset from UTC throughout the hour that starts at ``hour`` (UTC),
-    or None if it changes within it."""
-    start, end = (t.replace(tzinfo=timezone.utc).astimezone() for t in (hour, hour + _HOUR_END))
-    return start.utcoffset() if start.utcoffset() == end.utcoffset() else None
 
 
 def decode_float(value: float | None, kind: enum.Enum | str) -> float:

@@ -26,6 +26,7 @@ from studies import reads_sql as q
 from studies.lease import Driver
 from studies.objectives import Objectives
 from studies.reads_rank import constraint_rows, extreme, optuna_best
+from studies.reads_time import shown_time
 from studies.records import ATTR_OBJECTIVE, ATTR_RUN, ATTR_SPACE, StudyRecord, StudySummary
 from studies.storage import DriverRow
 
@@ -170,13 +171,13 @@ def summaries(conn: sa.Connection) -> list[StudyOverview]:
             n_trials=sum(states.get(sid, {}).values()),
             states=states.get(sid, {}),
             best_value=None,
-            started=q.shown_time(min((w[0] for w in when if w[0]), default=None)),
+            started=shown_time(min((w[0] for w in when if w[0]), default=None)),
             objectives=rec.objectives,
             directions=rec.directions,
             study_id=sid,
             controller=controller.get("name") if isinstance(controller, dict) else controller,
             scheduler=head.run.get("scheduler"),
-            last_activity=q.shown_time(max((x for w in when for x in w[1:] if x), default=None)),
+            last_activity=shown_time(max((x for w in when for x in w[1:] if x), default=None)),
             live=sid in live,
         )
         objectives = Objectives.parse(rec.objectives, rec.directions)

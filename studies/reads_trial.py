@@ -12,6 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from studies import reads_sql as q
+from studies.reads_time import shown_time
 from studies.records import (
     ATTR_CUT_OFF,
     ATTR_INTERRUPTED,
@@ -65,7 +66,7 @@ def trial_detail(
     tid = row[0]
     parts = q.details(conn, [tid], (*q.TRIAL_ATTRS, *_EXTRA), metrics=metrics).get(tid, q.Parts())
     record = q.record_of(
-        row[1], q.state_name(row[2], live), parts, q.shown_time(row[3]), q.shown_time(row[4])
+        row[1], q.state_name(row[2], live), parts, shown_time(row[3]), shown_time(row[4])
     )
     ua, sy = q.trial_user_attributes, q.trial_system_attributes
     others = {

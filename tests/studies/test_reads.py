@@ -26,6 +26,7 @@ from optuna.trial import TrialState
 
 from search.optuna_access import set_constraints, study_id, trial_id
 from studies import reads_sql as q
+from studies import reads_time
 from studies.lease import Lease
 from studies.reads import Cursor, StudyReader
 from studies.reads_outline import read_outline
@@ -128,7 +129,7 @@ def test_times_read_as_optuna_shows_them_in_any_time_zone(
         study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=1)
         with storage.optuna.engine.connect() as conn:
             raw = conn.execute(sa.select(q.trials.c.datetime_start)).scalar_one()
-        assert q.shown_time(raw) == study.trials[0].datetime_start
+        assert reads_time.shown_time(raw) == study.trials[0].datetime_start
         record = load_study_record(storage, "tz")
         assert StudyReader(storage).load_record("tz").trials[0].started == record.trials[0].started
     finally:

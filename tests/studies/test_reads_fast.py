@@ -20,8 +20,8 @@ import pytest
 from optuna.trial import FrozenTrial, TrialState
 
 from search.optuna_access import constraints_of, set_constraints, study_id, trial_id
-from studies import reads_outline
 from studies import reads_sql as q
+from studies import reads_time
 from studies.lease import Lease
 from studies.reads import StudyReader
 from studies.records import (
@@ -201,7 +201,7 @@ def test_times_convert_by_the_hour_as_one_by_one(
     zone: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Across clock changes (Berlin's by an hour, Lord Howe's by half an hour) and odd
-    offsets (+5:45), as :func:`reads_sql.shown_time` converts each time."""
+    offsets (+5:45), as :func:`reads_time.shown_time` converts each time."""
     monkeypatch.setenv("TZ", zone)
     time.tzset()
     try:
@@ -212,7 +212,7 @@ def test_times_convert_by_the_hour_as_one_by_one(
             for i in range(600)
         ]
         stored[5] = None
-        assert q.shown_times(stored) == [q.shown_time(s) for s in stored]
+        assert reads_time.shown_times(stored) == [reads_time.shown_time(s) for s in stored]
     finally:
         monkeypatch.delenv("TZ")
         time.tzset()
@@ -237,8 +237,8 @@ def test_the_collector_pause_restores_what_was_there() -> None:
 def test_an_outlines_times_convert_as_one_by_one(
     zone: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The outline's vectorised conversion (:mod:`studies.reads_outline`) agrees with
-    :func:`reads_sql.shown_time` across the same clock changes."""
+    """The outline's vectorised conversion (:func:`reads_time.shown_times64`) agrees with
+    :func:`reads_time.shown_time` across the same clock changes."""
     monkeypatch.setenv("TZ", zone)
     time.tzset()
     try:
@@ -249,8 +249,8 @@ def test_an_outlines_times_convert_as_one_by_one(
             for i in range(600)
         ]
         stored[5] = None
-        got = reads_outline._local(np.array(stored, dtype="datetime64[us]"))
-        want = [q.shown_time(s) for s in stored]
+        got = reads_time.shown_times64(np.array(stored, dtype="datetime64[us]"))
+        want = [reads_time.shown_time(s) for s in stored]
         assert [None if np.isnat(g) else g.astype(datetime) for g in got] == want
     finally:
         monkeypatch.delenv("TZ")
