@@ -127,7 +127,7 @@ def layout(ctx: Context, name: str) -> h.Div:
         [
             dcc.Store(id="study-name", data=name),
             dcc.Store(id="study-version", data=snap.version),
-            dcc.Store(id="study-inline", data=n <= SMALL),
+            dcc.Store(id="study-trials", data=n),
             dcc.Interval(id="study-tick", interval=ctx.poll_ms),
             h.Div(head(outline.study, line, _status(snap, n)), id="study-head", className="card"),
             settings_panel(ctx.reader.settings(name)),
@@ -140,12 +140,13 @@ def layout(ctx: Context, name: str) -> h.Div:
     )
 
 
-def rest(ctx: Context, name: str, inline: bool) -> tuple[list[Any], list[Any]]:
-    """The study page after its history: the other figures and the trials table. With
-    ``inline`` (a small study, read whole) the figures come drawn; else they say the study
-    is being read (which this starts), and callbacks draw them when it is. The store
-    ``figures-version`` says which version of the study they show (0: none)."""
-    n = ctx.reader.summary(name).n_trials
+def rest(ctx: Context, name: str, n: int) -> tuple[list[Any], list[Any]]:
+    """The study page after its history: the other figures and the trials table, for a
+    study of ``n`` trials when its page was sent. Up to :data:`SMALL` (the study was read
+    whole) the figures come drawn; else they say the study is being read (which this
+    starts), and callbacks draw them when it is. The store ``figures-version`` says which
+    version of the study they show (0: none)."""
+    inline = n <= SMALL
     study = ctx.reader.study(name)
     snap = ctx.live.wait(name) if inline else ctx.live.get(name)  # get: starts reading it
     record = snap.record if inline else None
@@ -273,10 +274,10 @@ def _register_live(app: dash.Dash, ctx: Context) -> None:
         Output("study-figures", "children"),
         Output("study-table", "children"),
         Input("study-name", "data"),
-        State("study-inline", "data"),
+        State("study-trials", "data"),
     )
-    def after_history(name: str, inline: bool) -> tuple[Any, Any]:
-        return rest(ctx, name, inline)
+    def after_history(name: str, n: int) -> tuple[Any, Any]:
+        return rest(ctx, name, n)
 
     @app.callback(
         Output("fig-history", "figure"),

@@ -9,11 +9,13 @@ read is compared, field by field, with what ``get_trials`` gives through
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
 import time
 import warnings
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from importlib import import_module
 from typing import Any
@@ -286,11 +288,21 @@ def _same(got: list[TrialRecord], want: list[TrialRecord]) -> None:
 NAMES = ("single", "multi", "plain", "empty")
 
 
-@pytest.mark.parametrize("live", [False, True])
-def test_a_whole_study_reads_as_load_study_record(storage: Storage, live: bool) -> None:
+@contextlib.contextmanager
+def _built(storage: Storage, live: bool) -> Iterator[None]:
+    """The studies of :func:`_build`, "single" run by a live driver if ``live``."""
     built = _build(storage)
     lease = Lease.acquire(storage, study_id(built["study"]), "single") if live else None
     try:
+        yield
+    finally:
+        if lease is not None:
+            lease.release()
+
+
+@pytest.mark.parametrize("live", [False, True])
+def test_a_whole_study_reads_as_load_study_record(storage: Storage, live: bool) -> None:
+    with _built(storage, live):
         reader = StudyReader(storage)
         for name in NAMES:
             want, got = load_study_record(storage, name), reader.load_record(name)
@@ -306,9 +318,6 @@ def test_a_whole_study_reads_as_load_study_record(storage: Storage, live: bool) 
         assert ("RUNNING" in states) is live and ("INTERRUPTED" in states) is not live
         assert reader.best("single").number == 1  # 0.95 (trial 6) is infeasible; inf is not finite
         assert [t.number for t in reader.front("multi")] == [0, 1, 3]
-    finally:
-        if lease is not None:
-            lease.release()
 
 
 @pytest.mark.parametrize("live", [False, True])
@@ -317,9 +326,15 @@ def test_an_outline_holds_what_the_whole_study_says(
 ) -> None:
     monkeypatch.setenv("TZ", "Asia/Kolkata")  # UTC+5:30: stored UTC differs from shown
     time.tzset()
-    built = _build(storage)
-    lease = Lease.acquire(storage, study_id(built["study"]), "single") if live else None
     try:
+        _outline_holds_what_the_whole_study_says(storage, live)
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+
+
+def _outline_holds_what_the_whole_study_says(storage: Storage, live: bool) -> None:
+    with _built(storage, live):
         reader = StudyReader(storage)
         for name in NAMES:
             want, got = load_study_record(storage, name), reader.outline(name)
@@ -337,11 +352,6 @@ def test_an_outline_holds_what_the_whole_study_says(
                 assert all(math.isnan(v) for v in row[len(kept) :]), (name, t.number)
                 for when, at in ((t.started, got.started[i]), (t.completed, got.completed[i])):
                     assert (when is None and np.isnat(at)) or np.datetime64(when, "us") == at
-    finally:
-        if lease is not None:
-            lease.release()
-        monkeypatch.delenv("TZ")
-        time.tzset()
 
 
 def test_a_trial_made_between_the_outlines_two_queries_is_left_out(
